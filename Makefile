@@ -1,0 +1,60 @@
+# Petra Billing — `make run` for the demo, `make test` for the whole suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 5000
+STRIPE_PORT ?= 8420
+DEMO_FILE := billing_app/demo/northwind.json
+
+export STRIPE_WEBHOOK_SECRET ?= whsec_local_development
+
+.PHONY: run test lint format serve clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.dev: $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+$(VENV)/.test: $(VENV)/.dev
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	touch $@
+
+## run: migrate, import the demo data, start the local Stripe server and the app
+run: $(VENV)/.dev
+	$(FLASK) db upgrade
+	$(FLASK) usage import $(DEMO_FILE)
+	@set -e; \
+	$(BIN)/python -m billing_app.stripe_local --host 127.0.0.1 --port $(STRIPE_PORT) & \
+	STRIPE_PID=$$!; \
+	trap 'kill $$STRIPE_PID 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -m billing_app.stripe_local --wait http://127.0.0.1:$(STRIPE_PORT) \
+	  --webhook http://$(HOST):$(PORT)/webhooks/stripe; \
+	$(FLASK) billing link-stripe northwind-msp; \
+	$(FLASK) demo sign-ins $(DEMO_FILE); \
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
+test: $(VENV)/.test chromium
+	$(BIN)/pytest
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

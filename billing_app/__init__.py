@@ -1,0 +1,76 @@
+"""Petra Billing: the Settings → Usage area of Petra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from . import config
+from .extensions import csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create and configure the app."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_HEADERS=["X-CSRFToken"],
+        WTF_CSRF_TIME_LIMIT=None,
+        RATELIMIT_HEADERS_ENABLED=True,
+        HTMX_URL=config.HTMX_URL,
+        HTMX_INTEGRITY=config.HTMX_INTEGRITY,
+    )
+    app.config.from_mapping(config.from_environment(Path(app.instance_path)))
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from . import stripe_gateway
+
+    stripe_gateway.init_app(app)
+
+    from . import auth, errors, health, usage, webhooks
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(usage.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)
+
+    from . import cli
+
+    cli.init_app(app)
+
+    from .permissions import Action, can
+
+    app.jinja_env.globals.update(can=can, Action=Action)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
+    """SQLite enforces foreign keys only when asked, per connection."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

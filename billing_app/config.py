@@ -1,0 +1,63 @@
+"""Settings, read from the environment with embedded defaults for development."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+HTMX_VERSION = "2.0.11"
+HTMX_URL = f"https://cdn.jsdelivr.net/npm/htmx.org@{HTMX_VERSION}/dist/htmx.min.js"
+HTMX_INTEGRITY = "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg"
+
+LOCAL_STRIPE_BASE = "http://127.0.0.1:8420"
+LOCAL_STRIPE_KEY = "sk_test_local"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not hold what the app needs to start."""
+
+
+def _secret_key(instance_path: Path) -> str:
+    """The session signing key: `SECRET_KEY`, or one generated into the instance folder."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def from_environment(instance_path: Path) -> dict:
+    """Build the app's configuration from environment variables."""
+    env = os.environ.get("PETRA_ENV", "development")
+    production = env == "production"
+    if production:
+        missing = [
+            name for name in ("SECRET_KEY", "STRIPE_WEBHOOK_SECRET") if not os.environ.get(name)
+        ]
+        if missing:
+            raise ConfigError(
+                "Refusing to start in production without " + " and ".join(missing) + "."
+            )
+    local = {} if production else {"api": LOCAL_STRIPE_BASE, "key": LOCAL_STRIPE_KEY}
+    return {
+        "PETRA_ENV": env,
+        "SECRET_KEY": _secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get(
+            "DATABASE_URL", f"sqlite:///{instance_path / 'billing.sqlite3'}"
+        ),
+        "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", local.get("key")),
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", local.get("api")),
+        "STRIPE_PORTAL_LOGIN_URL": os.environ.get(
+            "STRIPE_PORTAL_LOGIN_URL",
+            None if production else f"{LOCAL_STRIPE_BASE}/p/login/test_local",
+        ),
+        "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET"),
+        "STRIPE_TIMEOUT": float(os.environ.get("STRIPE_TIMEOUT", "10")),
+        "STRIPE_MAX_RETRIES": int(os.environ.get("STRIPE_MAX_RETRIES", "2")),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+    }

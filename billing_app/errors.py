@@ -1,0 +1,43 @@
+"""Error pages: whole pages for browsers, fragments for htmx."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .permissions import is_htmx
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You do not have access to this page. Ask an admin of your organisation if you need it.",
+    404: "There is nothing here.",
+    405: "That action is not available here.",
+    429: "Too many attempts. Please wait a minute and try again.",
+}
+
+
+def render_error(status: int, message: str | None = None, title: str | None = None):
+    """Render an error as a page, or as a fragment for htmx."""
+    message = message or MESSAGES.get(status, "Something went wrong.")
+    template = "_error.html" if is_htmx() else "error.html"
+    return (
+        render_template(template, status=status, message=message, title=title),
+        status,
+        {"Vary": "HX-Request"},
+    )
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return render_error(
+            400, "Your session expired or the form was stale. Reload the page and try again."
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code == 429:
+            return render_error(429)
+        custom = error.description != type(error).description
+        return render_error(error.code or 500, error.description if custom else None)

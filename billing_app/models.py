@@ -1,0 +1,235 @@
+"""The organisation, its members, its tenants' usage, its price list and its audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+from .permissions import Role
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC, timezone-aware."""
+    return dt.datetime.now(dt.UTC)
+
+
+ROLE_VALUES = tuple(role.value for role in Role)
+
+
+class Organisation(db.Model):
+    """An MSP that Petra bills monthly through Stripe."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    billing_email: Mapped[str] = mapped_column(String(254))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    portal_direct_access: Mapped[bool] = mapped_column(default=False)
+    # Time (Stripe's clock, seconds) of the newest Stripe change applied to the
+    # billing email, so that an older webhook never overwrites a newer value.
+    billing_email_stripe_ts: Mapped[int | None] = mapped_column(BigInteger)
+
+    members: Mapped[list[Member]] = relationship(back_populates="organisation")
+    tenants: Mapped[list[Tenant]] = relationship(back_populates="organisation")
+    prices: Mapped[list[Price]] = relationship(
+        back_populates="organisation", order_by="Price.from_month"
+    )
+
+
+class Member(UserMixin, db.Model):
+    """A person of an organisation, with exactly one role."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN (" + ", ".join(f"'{r}'" for r in ROLE_VALUES) + ")",
+            name="member_role_known",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+
+    organisation: Mapped[Organisation] = relationship(back_populates="members")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+
+class Price(db.Model):
+    """The unit price per billable user per month, in effect from a month on."""
+
+    __tablename__ = "prices"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "from_month", name="price_month_unique"),
+        CheckConstraint("unit_price >= 0", name="price_not_negative"),
+        CheckConstraint("length(currency) = 3", name="price_currency_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    # The first day of the month the price applies from.
+    from_month: Mapped[dt.date] = mapped_column(Date)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    currency: Mapped[str] = mapped_column(String(3))
+
+    organisation: Mapped[Organisation] = relationship(back_populates="prices")
+
+
+class Tenant(db.Model):
+    """One customer's Microsoft 365 tenant under the organisation."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "external_id", name="tenant_id_unique"),
+        CheckConstraint(
+            "offboarded_on IS NULL OR offboarded_on > onboarded_on",
+            name="tenant_offboarded_after_onboarded",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    external_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(500))
+    microsoft_tenant_id: Mapped[str] = mapped_column(String(100))
+    onboarded_on: Mapped[dt.date] = mapped_column(Date)
+    offboarded_on: Mapped[dt.date | None] = mapped_column(Date)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="tenants")
+    pauses: Mapped[list[TenantPause]] = relationship(
+        back_populates="tenant", order_by="TenantPause.from_date", cascade="all, delete-orphan"
+    )
+    identities: Mapped[list[Identity]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan"
+    )
+
+
+class TenantPause(db.Model):
+    """A stretch of days in which a tenant is not billed."""
+
+    __tablename__ = "tenant_pauses"
+    __table_args__ = (
+        CheckConstraint(
+            "until_date IS NULL OR until_date > from_date", name="pause_until_after_from"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    from_date: Mapped[dt.date] = mapped_column(Date)
+    until_date: Mapped[dt.date | None] = mapped_column(Date)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="pauses")
+
+
+class Identity(db.Model):
+    """A user in a tenant."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "external_id", name="identity_id_unique"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(100))
+    display_name: Mapped[str] = mapped_column(String(500))
+    user_principal_name: Mapped[str] = mapped_column(String(500))
+
+    tenant: Mapped[Tenant] = relationship(back_populates="identities")
+    billable_periods: Mapped[list[BillablePeriod]] = relationship(
+        back_populates="identity",
+        order_by="BillablePeriod.from_date",
+        cascade="all, delete-orphan",
+    )
+
+
+class BillablePeriod(db.Model):
+    """Days on which an identity held at least one billable licence."""
+
+    __tablename__ = "billable_periods"
+    __table_args__ = (
+        CheckConstraint(
+            "until_date IS NULL OR until_date > from_date", name="period_until_after_from"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    from_date: Mapped[dt.date] = mapped_column(Date)
+    until_date: Mapped[dt.date | None] = mapped_column(Date)
+
+    identity: Mapped[Identity] = relationship(back_populates="billable_periods")
+
+
+class AuditEvent(db.Model):
+    """Who changed what, when, from where: billing email changes, whitelist changes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("audit_org_action_time", "organisation_id", "action", "created_at"),
+        CheckConstraint(
+            "source IN ('app', 'stripe', 'staff', 'import')", name="audit_source_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    action: Mapped[str] = mapped_column(String(50))
+    source: Mapped[str] = mapped_column(String(20))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+    member: Mapped[Member | None] = relationship()
+
+
+class StripeEvent(db.Model):
+    """A Stripe webhook event that has been applied; each is applied once."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    created: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

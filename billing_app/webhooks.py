@@ -1,0 +1,5 @@
+"""Stripe webhooks."""
+
+from flask import Blueprint
+
+bp = Blueprint("webhooks", __name__)

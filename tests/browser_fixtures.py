@@ -1,0 +1,100 @@
+"""Browser fixtures: the app served on 127.0.0.1 and Debian's Chromium driven by Playwright.
+
+htmx is loaded from its CDN address with its SRI hash; the browser is answered with the
+same file from the npm package of the pinned version, so Chromium itself checks the hash.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from werkzeug.serving import make_server
+
+from billing_app import config
+
+HTMX_FILE = Path(__file__).parent / "assets" / f"htmx-{config.HTMX_VERSION}.min.js"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+class LiveServer:
+    """The app served by werkzeug in a thread, on a free loopback port."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def _serve_htmx(route) -> None:
+    route.fulfill(
+        status=200,
+        body=HTMX_FILE.read_bytes(),
+        headers={
+            "content-type": "application/javascript; charset=utf-8",
+            "access-control-allow-origin": "*",
+        },
+    )
+
+
+@pytest.fixture
+def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
+    context = browser.new_context(base_url=live_server.url, accept_downloads=True)
+    context.route(config.HTMX_URL, _serve_htmx)
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    page = context.new_page()
+    page.console_messages = []  # type: ignore[attr-defined]
+    page.on("console", lambda message: page.console_messages.append(message))  # type: ignore[attr-defined]
+    return page
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    """Sign in through the login form, as a person would."""
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()

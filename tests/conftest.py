@@ -1,0 +1,213 @@
+"""Fixtures: the app on SQLite (and PostgreSQL when TEST_DATABASE_URL is set), the local
+Stripe server, signed-in clients per role, and organisations to test against."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import stripe
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from billing_app import create_app
+from billing_app.extensions import db
+from billing_app.models import Member, Organisation, Price
+from billing_app.stripe_local import LocalStripe
+
+ROLES = ("admin", "full_member", "billing", "external_guest")
+PASSWORD = "correct horse battery staple"
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[LocalStripe]:
+    """The local Stripe server, started once for the whole run."""
+    server = LocalStripe()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A database with the app's schema: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'billing.sqlite3'}"
+        yield url
+        return
+    base = make_url(os.environ["TEST_DATABASE_URL"])
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url: str) -> str:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    return database_url
+
+
+def _test_config(database_url: str, stripe_server: LocalStripe) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": secrets.token_hex(16),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "STRIPE_SECRET_KEY": stripe_server.api_key,
+        "STRIPE_API_BASE": stripe_server.api_base,
+        "STRIPE_PORTAL_LOGIN_URL": stripe_server.portal_login_url,
+        "STRIPE_WEBHOOK_SECRET": "whsec_test_" + secrets.token_hex(8),
+        "STRIPE_TIMEOUT": 2.0,
+        "STRIPE_MAX_RETRIES": 0,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SERVER_NAME": None,
+    }
+
+
+@pytest.fixture
+def app(_schema: str, stripe_server: LocalStripe):
+    """The app on a clean database, talking to the local Stripe server."""
+    app = create_app(_test_config(_schema, stripe_server))
+    with app.app_context():
+        _empty_tables()
+    stripe_server.clear_faults()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    stripe_server.clear_faults()
+
+
+def _empty_tables() -> None:
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def stripe_client(stripe_server: LocalStripe) -> stripe.StripeClient:
+    """A Stripe SDK client on the local Stripe server, for looking at what the app did."""
+    return stripe.StripeClient(
+        stripe_server.api_key,
+        base_addresses={"api": stripe_server.api_base},
+        max_network_retries=0,
+    )
+
+
+def make_organisation(
+    slug: str = "northwind-msp",
+    *,
+    billing_email: str = "billing@northwind.example",
+    stripe_customer_id: str | None = None,
+    portal_direct_access: bool = False,
+    unit_price: str = "3.00",
+    currency: str = "usd",
+) -> Organisation:
+    """An organisation with one member per role, each signing in as `<role>@<slug>.example`."""
+    organisation = Organisation(
+        slug=slug,
+        name=slug.replace("-", " ").title(),
+        billing_email=billing_email,
+        stripe_customer_id=stripe_customer_id,
+        portal_direct_access=portal_direct_access,
+    )
+    organisation.prices.append(
+        Price(from_month=dt.date(2026, 1, 1), unit_price=Decimal(unit_price), currency=currency)
+    )
+    for role in ROLES:
+        member = Member(
+            email=f"{role}@{slug}.example", name=role.replace("_", " ").title(), role=role
+        )
+        member.password_hash = _password_hash()
+        organisation.members.append(member)
+    db.session.add(organisation)
+    db.session.commit()
+    return organisation
+
+
+_HASH: list[str] = []
+
+
+def _password_hash() -> str:
+    """One hash of PASSWORD, reused (hashing is deliberately slow)."""
+    if not _HASH:
+        from werkzeug.security import generate_password_hash
+
+        _HASH.append(generate_password_hash(PASSWORD))
+    return _HASH[0]
+
+
+@pytest.fixture
+def organisation(app, stripe_client) -> Organisation:
+    """Northwind MSP, with a Stripe customer on the local Stripe server."""
+    customer = stripe_client.v1.customers.create(
+        params={"email": "billing@northwind.example", "name": "Northwind MSP"}
+    )
+    with app.app_context():
+        organisation = make_organisation(stripe_customer_id=customer.id)
+        db.session.expunge_all()
+    return organisation
+
+
+CSRF_INPUT = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+class Auth:
+    """Signs a test client in and out, and carries its CSRF token."""
+
+    def __init__(self, client):
+        self.client = client
+        self.csrf_token: str | None = None
+
+    def login(self, email: str, password: str = PASSWORD):
+        page = self.client.get("/login")
+        token = CSRF_INPUT.search(page.get_data(as_text=True)).group(1)
+        response = self.client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": token}
+        )
+        self.csrf_token = token
+        return response
+
+    def as_role(self, role: str, slug: str = "northwind-msp"):
+        response = self.login(f"{role}@{slug}.example")
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return self
+
+    def post(self, path: str, data: dict | None = None, htmx: bool = False, **kwargs):
+        """POST with the CSRF token, as a form (or as htmx does, in a header)."""
+        headers = kwargs.pop("headers", {})
+        data = dict(data or {})
+        if htmx:
+            headers |= {"HX-Request": "true", "X-CSRFToken": self.csrf_token}
+        else:
+            data.setdefault("csrf_token", self.csrf_token)
+        return self.client.post(path, data=data, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def auth(client) -> Auth:
+    return Auth(client)
+
+
+pytest_plugins = ["tests.browser_fixtures"]

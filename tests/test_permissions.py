@@ -1,0 +1,139 @@
+"""The permission matrix of DESIGN.md, cell by cell, on every Usage route."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing_app.permissions import MATRIX, Action, Role, role_may
+from tests.conftest import ROLES
+
+ALLOWED, REFUSED = "allowed", "refused"
+
+# Expected answers per route and role, written out from DESIGN.md rather than derived
+# from the code under test. `allowed` means "not refused": the route may still answer
+# 400 for an empty form, but never 403.
+ROUTES: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/settings/usage"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
+    ("GET", "/settings/usage/billing-email"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
+}  # fmt: skip
+
+MATRIX_CELLS = {
+    ("view_usage", "admin"): True,
+    ("view_usage", "full_member"): True,
+    ("view_usage", "billing"): True,
+    ("view_usage", "external_guest"): False,
+    ("change_billing_email", "admin"): True,
+    ("change_billing_email", "full_member"): False,
+    ("change_billing_email", "billing"): False,
+    ("change_billing_email", "external_guest"): False,
+    ("open_billing_portal", "admin"): True,
+    ("open_billing_portal", "full_member"): False,
+    ("open_billing_portal", "billing"): True,
+    ("open_billing_portal", "external_guest"): False,
+    ("download_report", "admin"): True,
+    ("download_report", "full_member"): True,
+    ("download_report", "billing"): True,
+    ("download_report", "external_guest"): False,
+}
+
+
+@pytest.mark.parametrize(("action", "role"), sorted(MATRIX_CELLS))
+def test_matrix_cell(action, role):
+    assert role_may(role, action) is MATRIX_CELLS[(action, role)]
+
+
+def test_matrix_covers_every_action_and_role():
+    assert {(a.value, r.value) for a in Action for r in Role} == set(MATRIX_CELLS)
+    assert set(MATRIX) == set(Action)
+
+
+def _request(auth, method: str, path: str):
+    if method == "GET":
+        return auth.client.get(path)
+    return auth.post(path)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
+def test_route_answers_each_role(auth, organisation, method, path, role):
+    auth.as_role(role)
+    response = _request(auth, method, path)
+    if ROUTES[(method, path)][role] == REFUSED:
+        assert response.status_code == 403
+    else:
+        assert response.status_code != 403
+        assert response.status_code < 500
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
+def test_route_sends_anonymous_visitors_to_login(client, organisation, method, path):
+    response = client.get(path) if method == "GET" else client.post(path)
+    if method == "GET":
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login")
+    else:
+        # A POST without a session has no valid CSRF token either: refused before anything.
+        assert response.status_code in (302, 400)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
+def test_htmx_refusal_is_a_status_not_a_redirect(auth, organisation, method, path):
+    auth.as_role("external_guest")
+    headers = {"HX-Request": "true"}
+    if method == "GET":
+        response = auth.client.get(path, headers=headers)
+    else:
+        response = auth.post(path, htmx=True)
+    assert response.status_code == 403
+    assert "You do not have access" in response.get_data(as_text=True)
+    assert "<html" not in response.get_data(as_text=True)
+
+
+def test_every_usage_route_is_guarded_and_listed(app):
+    """A new Usage route without a permission, or without a row above, fails here."""
+    guarded = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/settings/"):
+            continue
+        view = app.view_functions[rule.endpoint]
+        assert hasattr(view, "required_action"), f"{rule.rule} is not guarded by the matrix"
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            guarded.add((method, rule.rule))
+    assert guarded == set(ROUTES)
+
+
+def test_external_guest_gets_a_friendly_403_page(auth, organisation):
+    auth.as_role("external_guest")
+    response = auth.client.get("/settings/usage")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 403
+    assert "You do not have access to this page" in html
+    assert "<html" in html and "Sign out" in html
+    assert "billing@northwind.example" not in html
+
+
+@pytest.mark.parametrize("role", ["admin", "full_member", "billing"])
+def test_usage_page_shows_the_billing_email(auth, organisation, role):
+    auth.as_role(role)
+    html = auth.client.get("/settings/usage").get_data(as_text=True)
+    assert "billing@northwind.example" in html
+    assert "works only with exactly this address" in html
+
+
+def test_healthz_answers_when_the_database_does(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_healthz_answers_503_when_the_database_does_not(tmp_path, stripe_server):
+    from billing_app import create_app
+
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing/dir/x.db"}
+    )
+    assert app.test_client().get("/healthz").status_code == 503
