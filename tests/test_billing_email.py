@@ -1,0 +1,665 @@
+"""The billing email: validation, the inline edit routes, and saving it to Stripe, then the DB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from billing_app import billing_email
+from billing_app.billing_email import InvalidEmail, idempotency_key, normalise
+from billing_app.extensions import db
+from billing_app.models import AuditEvent, Member, Organisation
+from tests.conftest import make_organisation
+
+PAGE = "/settings/usage"
+SHOW = "/settings/usage/billing-email"
+EDIT = "/settings/usage/billing-email/edit"
+SAVE = "/settings/usage/billing-email"
+OLD = "billing@northwind.example"
+HTMX = {"HX-Request": "true"}
+HIDDEN = re.compile(r'name="(opened_with|nonce)" value="([^"]*)"')
+
+
+def unique_email(prefix: str = "accounts") -> str:
+    """An address no other Stripe customer on the shared local server has."""
+    return f"{prefix}+{uuid.uuid4().hex[:10]}@northwind.example"
+
+
+def open_form(auth) -> dict[str, str]:
+    """Open the edit form as htmx does and return its hidden fields."""
+    response = auth.client.get(EDIT, headers=HTMX)
+    assert response.status_code == 200
+    return hidden_fields(response.get_data(as_text=True))
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    return {name: html.unescape(value) for name, value in HIDDEN.findall(page)}
+
+
+def typed_value(page: str) -> str:
+    """The value the email input shows, as a browser reads it."""
+    match = re.search(
+        r'<input type="email" id="billing-email-input" name="email" value="([^"]*)"', page
+    )
+    return html.unescape(match.group(1))
+
+
+def save(auth, email: str, form: dict, htmx: bool = True, **extra):
+    return auth.post(SAVE, {"email": email, **form, **extra}, htmx=htmx)
+
+
+def stored_email(app, slug: str = "northwind-msp") -> str:
+    with app.app_context():
+        return db.session.scalar(
+            select(Organisation.billing_email).where(Organisation.slug == slug)
+        )
+
+
+def audit_rows(app) -> list[tuple]:
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == billing_email.AUDIT_ACTION)
+            .order_by(AuditEvent.id)
+        )
+        return [(e.source, e.member_id, e.old_value, e.new_value) for e in events]
+
+
+def member_id(app, role: str = "admin") -> int:
+    with app.app_context():
+        return db.session.scalar(
+            select(Member.id).where(Member.email == f"{role}@northwind-msp.example")
+        )
+
+
+def stripe_email(stripe_client, org) -> str:
+    return stripe_client.v1.customers.retrieve(org.stripe_customer_id).email
+
+
+def email_updates(stripe_server, org) -> list[dict]:
+    """The update requests the local Stripe server received for the org's customer."""
+    path = f"/v1/customers/{org.stripe_customer_id}"
+    return [r for r in stripe_server.requests(path) if r["method"] == "POST"]
+
+
+def assert_nothing_changed(app, stripe_client, stripe_server, org, updates=0):
+    assert stored_email(app) == OLD
+    assert audit_rows(app) == []
+    assert stripe_email(stripe_client, org) == OLD
+    assert len(email_updates(stripe_server, org)) == updates
+
+
+@pytest.fixture
+def org(app, organisation) -> SimpleNamespace:
+    """Northwind's id and Stripe customer, read while the app's session can load them."""
+    with app.app_context():
+        row = db.session.scalar(select(Organisation).where(Organisation.slug == "northwind-msp"))
+        return SimpleNamespace(id=row.id, stripe_customer_id=row.stripe_customer_id)
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def billing_log() -> Iterator[list[logging.LogRecord]]:
+    """What the billing logger writes, however the app's logging is configured."""
+    logger = logging.getLogger("billing_app.billing")
+    handler, level = _Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+# Validation, directly.
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("billing@northwind.example", "billing@northwind.example"),
+        ("  Billing@NorthWind.EXAMPLE \t", "Billing@northwind.example"),
+        ("ap+invoices@sub.northwind.example", "ap+invoices@sub.northwind.example"),
+        ("rechnung@bücher.example", "rechnung@bücher.example"),
+        ("rechnung@xn--bcher-kva.example", "rechnung@bücher.example"),
+    ],
+)
+def test_valid_addresses_are_normalised(typed, expected):
+    assert normalise(typed) == expected
+
+
+LONG_LOCAL = "a" * 64
+TOO_LONG = f"{LONG_LOCAL}@" + ".".join(["b" * 60] * 3) + ".example"  # 255 characters
+
+BAD_ADDRESSES = [
+    ("", "Enter the billing email address."),
+    ("   ", "Enter the billing email address."),
+    ("billing.northwind.example", "must have an @-sign"),
+    ("billing@", "after the @-sign"),
+    ("@northwind.example", "before the @-sign"),
+    ("billing@northwind", "should have a period"),
+    ("bill..ing@northwind.example", "two periods in a row"),
+    ("bill ing@northwind.example", "invalid characters before the @-sign"),
+    ("Ada Lovelace <ada@northwind.example>", "without a name or angle brackets"),
+    ("<ada@northwind.example>", "without a name or angle brackets"),
+    ('"ada lovelace"@northwind.example', "quotation marks"),
+    ("ada@northwind.example\nBcc: eve@evil.example", "single line"),
+    ("ada@northwind.example\r\n", "single line"),
+    ("ada@northwind.example\u2028", "single line"),
+    ("ada@[192.0.2.1]", "bracketed IP address"),
+    (TOO_LONG, "at most 254"),
+]
+
+
+@pytest.mark.parametrize(("typed", "message"), BAD_ADDRESSES)
+def test_bad_addresses_are_refused_with_a_reason(typed, message):
+    with pytest.raises(InvalidEmail, match=re.escape(message)):
+        normalise(typed)
+
+
+def test_too_long_fixture_is_255_characters():
+    assert len(TOO_LONG) == 255
+
+
+def test_254_characters_is_still_accepted():
+    address = f"{LONG_LOCAL}@" + ".".join(["b" * 60, "b" * 60, "b" * 59]) + ".example"
+    assert len(address) == 254
+    assert normalise(address) == address
+
+
+def test_idempotency_key_is_stable_for_one_submission_only():
+    key = idempotency_key(1, "nonce-a", "ap@northwind.example")
+    assert key == idempotency_key(1, "nonce-a", "ap@northwind.example")
+    assert key != idempotency_key(1, "nonce-b", "ap@northwind.example")
+    assert key != idempotency_key(1, "nonce-a", "ar@northwind.example")
+    assert key != idempotency_key(2, "nonce-a", "ap@northwind.example")
+    assert len(key) <= 255 and "ap@northwind" not in key
+
+
+# Display.
+
+
+@pytest.mark.parametrize("role", ["full_member", "billing"])
+def test_members_see_the_address_without_edit_or_history(auth, org, role):
+    auth.as_role(role)
+    for page in (auth.client.get(PAGE), auth.client.get(SHOW, headers=HTMX)):
+        text = page.get_data(as_text=True)
+        assert OLD in text
+        assert "works only with exactly this address" in text
+        assert EDIT not in text
+        assert "Recent billing email changes" not in text
+
+
+def test_admin_sees_edit_and_history(auth, org):
+    auth.as_role("admin")
+    text = auth.client.get(PAGE).get_data(as_text=True)
+    assert f'action="{EDIT}"' in text and f'hx-get="{EDIT}"' in text
+    assert "Recent billing email changes" in text
+    assert "No changes yet." in text
+
+
+def test_display_fragment_is_a_fragment(auth, org):
+    auth.as_role("full_member")
+    response = auth.client.get(SHOW, headers=HTMX)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert text.lstrip().startswith('<div id="billing-email"')
+    assert "<html" not in text
+    assert "HX-Request" in response.headers.get("Vary", "")
+
+
+# The edit form.
+
+
+def test_edit_for_htmx_is_the_form_fragment_holding_the_current_value(auth, org):
+    auth.as_role("admin")
+    response = auth.client.get(EDIT, headers=HTMX)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in text
+    assert text.lstrip().startswith('<div id="billing-email"')
+    assert re.search(
+        r'<input type="email" id="billing-email-input" name="email" value="'
+        + re.escape(OLD)
+        + r'"[^>]*autofocus',
+        text,
+    )
+    assert hidden_fields(text)["opened_with"] == OLD
+    assert len(hidden_fields(text)["nonce"]) >= 20
+    assert f'action="{PAGE}"' in text  # Cancel without JavaScript goes back to the page
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_edit_without_htmx_is_the_whole_page_with_the_form_in_place(auth, org):
+    auth.as_role("admin")
+    response = auth.client.get(EDIT)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" in text and "Settings · Usage" in text
+    assert f'method="post" action="{SAVE}"' in text
+    assert hidden_fields(text)["opened_with"] == OLD
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_each_opening_of_the_form_has_its_own_nonce(auth, org):
+    auth.as_role("admin")
+    assert open_form(auth)["nonce"] != open_form(auth)["nonce"]
+
+
+@pytest.mark.parametrize("role", ["full_member", "billing", "external_guest"])
+def test_others_cannot_edit_or_save(app, auth, org, stripe_client, stripe_server, role):
+    auth.as_role(role)
+    assert auth.client.get(EDIT).status_code == 403
+    assert auth.client.get(EDIT, headers=HTMX).status_code == 403
+    form = {"opened_with": OLD, "nonce": "n" * 24}
+    assert save(auth, unique_email(), form).status_code == 403
+    assert save(auth, unique_email(), form, htmx=False).status_code == 403
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+# Saving.
+
+
+def test_save_updates_stripe_then_the_organisation_with_an_audit_event(
+    app, auth, org, stripe_client, stripe_server, billing_log
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    new = unique_email()
+    response = save(auth, f"  {new} ", form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in text and 'name="email"' not in text
+    assert f"Saved. Stripe now sends invoices to {new}." in text
+    assert f"<strong>{new}</strong>" in text
+    assert "HX-Request" in response.headers["Vary"]
+    assert stored_email(app) == new
+    assert stripe_email(stripe_client, org) == new
+    assert audit_rows(app) == [("app", member_id(app), OLD, new)]
+    (update,) = email_updates(stripe_server, org)
+    assert update["params"] == {"email": new}
+    assert update["idempotency_key"] == idempotency_key(org.id, form["nonce"], new)
+    with app.app_context():
+        assert db.session.get(Organisation, org.id).billing_email_stripe_ts is not None
+    # The history on the page shows the change with who made it.
+    assert "Admin" in text and OLD in text
+    (record,) = billing_log
+    assert "organisation=northwind-msp" in record.getMessage()
+    assert f"member={member_id(app)}" in record.getMessage()
+    assert "source=app" in record.getMessage()
+    assert new not in record.getMessage()
+
+
+def test_save_without_javascript_redirects_to_the_page_with_a_confirmation(
+    app, auth, org, stripe_client
+):
+    auth.as_role("admin")
+    form = hidden_fields(auth.client.get(EDIT).get_data(as_text=True))
+    new = unique_email()
+    response = save(auth, new, form, htmx=False)
+    assert response.status_code == 303
+    assert response.headers["Location"] == PAGE
+    page = auth.client.get(PAGE).get_data(as_text=True)
+    assert f"Saved. Stripe now sends invoices to {new}." in page
+    assert f"<strong>{new}</strong>" in page
+    assert stored_email(app) == new
+    assert stripe_email(stripe_client, org) == new
+
+
+@pytest.mark.parametrize(("typed", "message"), BAD_ADDRESSES)
+def test_bad_address_is_refused_beside_the_field_and_kept(
+    app, auth, org, stripe_client, stripe_server, typed, message
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    response = save(auth, typed, form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "<html" not in text
+    assert re.search(
+        r'id="billing-email-message" class="error" role="alert">[^<]*'
+        + re.escape(html.escape(message)),
+        text,
+    )
+    assert typed_value(text) == typed
+    assert 'aria-invalid="true"' in text
+    assert hidden_fields(text) == form
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+def test_bad_address_without_javascript_renders_the_page_with_the_form(
+    app, auth, org, stripe_client, stripe_server
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    response = save(auth, "Ada <ada@northwind.example>", form, htmx=False)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "<html" in text and "Settings · Usage" in text
+    assert "without a name or angle brackets" in text
+    assert typed_value(text) == "Ada <ada@northwind.example>"
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+def test_saving_the_same_address_does_nothing_and_does_not_call_stripe(
+    app, auth, org, stripe_client, stripe_server
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    stripe_server.clear_requests()
+    response = save(auth, f" {OLD} ", form)
+    assert response.status_code == 200
+    assert f"Nothing to change: the billing email is {OLD}." in response.get_data(as_text=True)
+    assert stripe_server.requests("/v1/customers") == []
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_missing_csrf_token_is_refused(app, auth, org, stripe_client, stripe_server, htmx):
+    auth.as_role("admin")
+    form = open_form(auth)
+    data = {"email": unique_email(), **form}
+    headers = HTMX if htmx else {}
+    response = auth.client.post(SAVE, data=data, headers=headers)
+    assert response.status_code == 400
+    assert "Reload the page" in response.get_data(as_text=True)
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+def test_wrong_csrf_token_is_refused(app, auth, org, stripe_client, stripe_server):
+    auth.as_role("admin")
+    form = open_form(auth)
+    response = auth.client.post(
+        SAVE, data={"email": unique_email(), **form, "csrf_token": "forged"}
+    )
+    assert response.status_code == 400
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+@pytest.mark.parametrize("missing", ["opened_with", "nonce"])
+def test_a_form_without_its_hidden_fields_is_refused(
+    app, auth, org, stripe_client, stripe_server, missing
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    del form[missing]
+    response = save(auth, unique_email(), form)
+    assert response.status_code == 400
+    assert "This form is out of date" in response.get_data(as_text=True)
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+# Stripe failures.
+
+STRIPE_FAULTS = [
+    pytest.param({"status": 500}, 502, "Stripe had a problem on its side", id="500"),
+    pytest.param({"status": 503}, 502, "Stripe had a problem on its side", id="503"),
+    pytest.param({"status": 429}, 503, "Stripe is busy", id="429"),
+    pytest.param({"status": 500, "delay": 3}, 504, "Stripe did not answer in time", id="timeout"),
+    pytest.param({"status": 400}, 502, "Stripe did not accept the change", id="400"),
+]
+
+
+@pytest.mark.parametrize(("fault", "status", "message"), STRIPE_FAULTS)
+def test_stripe_failure_changes_nothing_and_the_same_form_can_be_retried(
+    app, auth, org, stripe_client, stripe_server, fault, status, message
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    new = unique_email()
+    path = f"^/v1/customers/{org.stripe_customer_id}$"
+    stripe_server.fault(method="POST", path=path, times=1, **fault)
+    response = save(auth, new, form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == status
+    assert message in text and "the billing email was not changed" in text
+    assert typed_value(text) == new
+    assert hidden_fields(text) == form
+    assert stored_email(app) == OLD
+    assert audit_rows(app) == []
+    assert stripe_email(stripe_client, org) == OLD
+
+    retry = save(auth, new, hidden_fields(text))
+    assert retry.status_code == 200
+    assert stored_email(app) == new
+    assert stripe_email(stripe_client, org) == new
+    assert audit_rows(app) == [("app", member_id(app), OLD, new)]
+    first, second = email_updates(stripe_server, org)
+    assert first["idempotency_key"] == second["idempotency_key"]
+    assert first["idempotency_key"] == idempotency_key(org.id, form["nonce"], new)
+
+
+def test_timeout_after_stripe_applied_it_is_finished_by_the_retry_without_a_second_change(
+    app, auth, org, stripe_client, stripe_server
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    new = unique_email()
+    path = f"^/v1/customers/{org.stripe_customer_id}$"
+    stripe_server.fault(method="POST", path=path, delay=2.5, times=1)
+    response = save(auth, new, form)
+    assert response.status_code == 504
+    assert stored_email(app) == OLD
+    assert audit_rows(app) == []
+    deadline = time.monotonic() + 5
+    while stripe_email(stripe_client, org) != new:  # Stripe finishes late
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    retry = save(auth, new, hidden_fields(response.get_data(as_text=True)))
+    assert retry.status_code == 200
+    assert stored_email(app) == new
+    assert audit_rows(app) == [("app", member_id(app), OLD, new)]
+    first, second = email_updates(stripe_server, org)
+    assert first["idempotency_key"] == second["idempotency_key"]
+    assert second["idempotent_replayed"] is True
+
+
+def test_stripe_failure_without_javascript_renders_the_page_with_the_form(
+    app, auth, org, stripe_client, stripe_server
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    new = unique_email()
+    stripe_server.fault(method="POST", path="^/v1/customers/", status=429, times=1)
+    response = save(auth, new, form, htmx=False)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "<html" in text and "Stripe is busy" in text and typed_value(text) == new
+    assert_nothing_changed(app, stripe_client, stripe_server, org, updates=1)
+
+
+def test_failure_of_the_shared_address_lookup_changes_nothing(
+    app, auth, org, stripe_client, stripe_server
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    stripe_server.fault(method="GET", path="^/v1/customers$", status=500, times=1)
+    response = save(auth, unique_email(), form)
+    assert response.status_code == 502
+    assert "Stripe had a problem on its side" in response.get_data(as_text=True)
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+
+def test_customer_missing_at_stripe_is_explained(app, auth, org):
+    with app.app_context():
+        db.session.get(Organisation, org.id).stripe_customer_id = "cus_gone"
+        db.session.commit()
+    auth.as_role("admin")
+    response = save(auth, unique_email(), open_form(auth))
+    assert response.status_code == 409
+    assert "no longer exists at Stripe" in response.get_data(as_text=True)
+    assert stored_email(app) == OLD
+    assert audit_rows(app) == []
+
+
+def test_organisation_without_a_stripe_customer_is_refused(app, auth, stripe_server):
+    with app.app_context():
+        make_organisation("tailspin", billing_email="ap@tailspin.example")
+    auth.as_role("admin", slug="tailspin")
+    stripe_server.clear_requests()
+    response = save(auth, unique_email(), open_form(auth))
+    assert response.status_code == 409
+    assert "not linked to a Stripe customer" in response.get_data(as_text=True)
+    assert stored_email(app, "tailspin") == "ap@tailspin.example"
+    assert audit_rows(app) == []
+    assert stripe_server.requests("/v1/") == []
+
+
+# No lost update.
+
+
+def test_address_changed_meanwhile_is_shown_and_a_second_save_goes_through(
+    app, auth, org, stripe_client, stripe_server
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    meanwhile = unique_email("meanwhile")
+    with app.app_context():
+        db.session.get(Organisation, org.id).billing_email = meanwhile
+        db.session.commit()
+    typed = unique_email("typed")
+
+    response = save(auth, typed, form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert f"The billing email was changed meanwhile to {meanwhile}." in text
+    assert typed_value(text) == typed
+    assert hidden_fields(text)["opened_with"] == meanwhile
+    assert stored_email(app) == meanwhile
+    assert email_updates(stripe_server, org) == []
+
+    again = save(auth, typed, hidden_fields(text))
+    assert again.status_code == 200
+    assert stored_email(app) == typed
+    assert stripe_email(stripe_client, org) == typed
+    assert audit_rows(app) == [("app", member_id(app), meanwhile, typed)]
+
+
+def test_second_admin_saving_an_old_form_does_not_overwrite_the_first(app, client, org):
+    from tests.conftest import Auth
+
+    with app.app_context():
+        org = db.session.get(Organisation, org.id)
+        second = Member(email="ops@northwind-msp.example", name="Ops", role="admin")
+        second.password_hash = org.members[0].password_hash
+        org.members.append(second)
+        db.session.commit()
+    first_admin = Auth(app.test_client()).as_role("admin")
+    second_admin = Auth(app.test_client())
+    assert second_admin.login("ops@northwind-msp.example").status_code == 303
+    first_form, second_form = open_form(first_admin), open_form(second_admin)
+    first_new, second_new = unique_email("first"), unique_email("second")
+
+    assert save(first_admin, first_new, first_form).status_code == 200
+    response = save(second_admin, second_new, second_form)
+    assert response.status_code == 409
+    assert f"changed meanwhile to {first_new}" in response.get_data(as_text=True)
+    assert stored_email(app) == first_new
+
+
+# Shared address.
+
+
+def test_address_of_another_stripe_customer_needs_confirmation(
+    app, auth, org, stripe_client, stripe_server
+):
+    shared = unique_email("shared")
+    stripe_client.v1.customers.create(params={"email": shared, "name": "Someone else"})
+    auth.as_role("admin")
+    form = open_form(auth)
+
+    response = save(auth, shared, form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert f"Another Stripe customer already uses {shared}." in text
+    assert "Someone else" not in text
+    assert f'name="confirm_shared" value="{shared}"' in text
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
+
+    # Confirming another address does not carry over.
+    other = unique_email("other")
+    assert save(auth, other, form, confirm_shared=shared).status_code == 200
+    assert stored_email(app) == other
+
+
+def test_confirmed_shared_address_is_saved(app, auth, org, stripe_client):
+    shared = unique_email("shared")
+    stripe_client.v1.customers.create(params={"email": shared})
+    auth.as_role("admin")
+    form = open_form(auth)
+    assert save(auth, shared, form).status_code == 409
+    response = save(auth, shared, form, confirm_shared=shared)
+    assert response.status_code == 200
+    assert stored_email(app) == shared
+    assert stripe_email(stripe_client, org) == shared
+
+
+# History.
+
+
+def test_history_shows_the_last_ten_changes_newest_first(app, auth, org):
+    start = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
+    admin = member_id(app)
+    with app.app_context():
+        for n in range(12):
+            db.session.add(
+                AuditEvent(
+                    organisation_id=org.id,
+                    member_id=admin if n % 2 else None,
+                    action=billing_email.AUDIT_ACTION,
+                    source="app" if n % 2 else "stripe",
+                    old_value=f"old{n}@northwind.example",
+                    new_value=f"new{n}@northwind.example",
+                    created_at=start + dt.timedelta(hours=n),
+                )
+            )
+        db.session.add(
+            AuditEvent(
+                organisation_id=org.id,
+                action="portal_direct_access_changed",
+                source="staff",
+                old_value="false",
+                new_value="true",
+            )
+        )
+        db.session.commit()
+    auth.as_role("admin")
+    text = auth.client.get(PAGE).get_data(as_text=True)
+    rows = re.findall(
+        r"<tr>\s*<td><time[^>]*>([^<]*)</time></td>\s*<td>([^<]*)</td>"
+        r"\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>",
+        text,
+    )
+    assert len(rows) == 10
+    assert rows[0] == (
+        "2026-03-01 20:00 UTC",
+        "Admin",
+        "old11@northwind.example",
+        "new11@northwind.example",
+    )
+    assert rows[1] == (
+        "2026-03-01 19:00 UTC",
+        "Stripe",
+        "old10@northwind.example",
+        "new10@northwind.example",
+    )
+    assert rows[-1][2] == "old2@northwind.example"
+    assert "new1@northwind.example" not in text
+    assert ">true<" not in text
