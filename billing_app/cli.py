@@ -57,6 +57,38 @@ def link_stripe(slug: str) -> None:
     click.echo(f"{slug} is now linked to Stripe customer {organisation.stripe_customer_id}.")
 
 
+def _set_portal_direct_access(slug: str, enabled: bool) -> None:
+    from .portal import set_direct_access
+
+    organisation = _organisation(slug)
+    if not set_direct_access(organisation, enabled):
+        state = "already whitelisted" if enabled else "not whitelisted"
+        click.echo(f"{slug} is {state} for direct Billing Portal access; nothing changed.")
+        return
+    db.session.commit()
+    if enabled:
+        click.echo(f"{slug} is now whitelisted: its admins go straight into the Billing Portal.")
+    else:
+        click.echo(
+            f"{slug} is no longer whitelisted: its admins get a login link by email "
+            "(billing members still go straight in)."
+        )
+
+
+@billing_cli.command("whitelist")
+@click.argument("slug", metavar="ORG")
+def whitelist(slug: str) -> None:
+    """Let every admin of the organisation straight into the Billing Portal."""
+    _set_portal_direct_access(slug, True)
+
+
+@billing_cli.command("unwhitelist")
+@click.argument("slug", metavar="ORG")
+def unwhitelist(slug: str) -> None:
+    """Send the organisation's admins back to the emailed login link for the Billing Portal."""
+    _set_portal_direct_access(slug, False)
+
+
 demo_cli = AppGroup("demo", help="Demo data.")
 
 

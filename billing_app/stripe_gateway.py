@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
+import requests
 import stripe
 from flask import Flask, current_app
 
 
 class StripeUnavailable(RuntimeError):
     """Stripe could not be reached or refused the request; the message says so for a person."""
+
+
+class StripeRequestFailed(StripeUnavailable):
+    """A Stripe request failed; `reason`: timeout, unreachable, busy, missing, refused, error."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def stripe_failure(error: stripe.StripeError) -> StripeRequestFailed:
+    """The person-readable failure for an error raised by the Stripe SDK."""
+    if isinstance(error, stripe.APIConnectionError):
+        if isinstance(error.__cause__, requests.exceptions.Timeout):
+            return StripeRequestFailed("Stripe did not answer in time.", "timeout")
+        return StripeRequestFailed("Stripe could not be reached.", "unreachable")
+    if isinstance(error, stripe.RateLimitError):
+        return StripeRequestFailed("Stripe is busy; try again shortly.", "busy")
+    if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
+        return StripeRequestFailed("Stripe does not know this customer.", "missing")
+    if isinstance(error, stripe.APIError) or (error.http_status or 0) >= 500:
+        return StripeRequestFailed("Stripe had a problem on its side.", "error")
+    return StripeRequestFailed("Stripe refused the request.", "refused")
 
 
 @dataclass
@@ -34,6 +60,56 @@ class StripeGateway:
                 return False
             raise
         return not getattr(customer, "deleted", False)
+
+    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """Create a short-lived billing portal session for the customer and return its URL."""
+        try:
+            session = self.client.v1.billing_portal.sessions.create(
+                params={"customer": customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
+        return session.url
+
+    def update_customer_email(self, customer_id: str, email: str, idempotency_key: str) -> int:
+        """Set the customer's email; return when Stripe made the change (Unix seconds, its clock).
+
+        The idempotency key makes a retried request take effect once.
+        """
+        try:
+            customer = self.client.v1.customers.update(
+                customer_id,
+                params={"email": email},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
+        return stripe_time(customer.last_response)
+
+    def customer_ids_with_email(self, email: str, limit: int = 10) -> list[str]:
+        """The ids of Stripe customers whose email is exactly `email` (up to `limit`)."""
+        try:
+            customers = self.client.v1.customers.list(params={"email": email, "limit": limit})
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
+        return [customer.id for customer in customers.data]
+
+    def customer_email(self, customer_id: str) -> str | None:
+        """The customer's current email at Stripe."""
+        try:
+            customer = self.client.v1.customers.retrieve(customer_id)
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
+        return getattr(customer, "email", None)
+
+
+def stripe_time(response: stripe.StripeResponse | None) -> int:
+    """Stripe's clock at `response` (its Date header), or ours when it has none."""
+    date = response.headers.get("Date") if response is not None else None
+    try:
+        return int(parsedate_to_datetime(date).timestamp()) if date else int(time.time())
+    except (TypeError, ValueError):
+        return int(time.time())
 
 
 def build_client(app: Flask) -> stripe.StripeClient:

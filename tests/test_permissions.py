@@ -19,6 +19,21 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/settings/usage/billing-email"): {
         "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
     },
+    ("GET", "/settings/usage/billing-email/edit"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
+    ("POST", "/settings/usage/billing-email"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
+    ("POST", "/settings/usage/billing-portal"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
+    ("GET", "/settings/usage/summary"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
+    ("GET", "/settings/usage/report"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
 }  # fmt: skip
 
 MATRIX_CELLS = {
