@@ -43,16 +43,22 @@ def import_command(file: Path) -> None:
 @click.argument("slug")
 def link_stripe(slug: str) -> None:
     """Make sure the organisation has a Stripe customer, creating one if needed."""
-    from .stripe_gateway import gateway
+    from .stripe_gateway import StripeUnavailable, gateway
 
     organisation = _organisation(slug)
     stripe = gateway()
-    if organisation.stripe_customer_id and stripe.customer_exists(organisation.stripe_customer_id):
-        click.echo(f"{slug} is linked to Stripe customer {organisation.stripe_customer_id}.")
-        return
-    organisation.stripe_customer_id = stripe.create_customer(
-        name=organisation.name, email=organisation.billing_email, slug=organisation.slug
-    )
+    try:
+        linked = organisation.stripe_customer_id and stripe.customer_exists(
+            organisation.stripe_customer_id
+        )
+        if linked:
+            click.echo(f"{slug} is linked to Stripe customer {organisation.stripe_customer_id}.")
+            return
+        organisation.stripe_customer_id = stripe.create_customer(
+            name=organisation.name, email=organisation.billing_email, slug=organisation.slug
+        )
+    except StripeUnavailable as error:
+        raise click.ClickException(f"{slug} could not be linked: {error}") from error
     db.session.commit()
     click.echo(f"{slug} is now linked to Stripe customer {organisation.stripe_customer_id}.")
 

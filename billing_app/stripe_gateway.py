@@ -46,9 +46,12 @@ class StripeGateway:
 
     def create_customer(self, *, name: str, email: str, slug: str) -> str:
         """Create a Stripe customer for an organisation and return its id."""
-        customer = self.client.v1.customers.create(
-            params={"name": name, "email": email, "metadata": {"organisation": slug}}
-        )
+        try:
+            customer = self.client.v1.customers.create(
+                params={"name": name, "email": email, "metadata": {"organisation": slug}}
+            )
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
         return customer.id
 
     def customer_exists(self, customer_id: str) -> bool:
@@ -58,7 +61,9 @@ class StripeGateway:
         except stripe.InvalidRequestError as error:
             if error.code == "resource_missing" or error.http_status == 404:
                 return False
-            raise
+            raise stripe_failure(error) from error
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
         return not getattr(customer, "deleted", False)
 
     def create_portal_session(self, customer_id: str, return_url: str) -> str:

@@ -166,6 +166,7 @@ def organisation(app, stripe_client) -> Organisation:
     )
     with app.app_context():
         organisation = make_organisation(stripe_customer_id=customer.id)
+        db.session.refresh(organisation)
         db.session.expunge_all()
     return organisation
 
