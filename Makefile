@@ -9,8 +9,6 @@ PORT ?= 5000
 STRIPE_PORT ?= 8420
 DEMO_FILE := billing_app/demo/northwind.json
 
-export STRIPE_WEBHOOK_SECRET ?= whsec_local_development
-
 .PHONY: run test lint format serve clean
 
 $(BIN)/python:
@@ -29,14 +27,25 @@ run: $(VENV)/.dev
 	$(FLASK) db upgrade
 	$(FLASK) usage import $(DEMO_FILE)
 	@set -e; \
+	export STRIPE_API_BASE="$${STRIPE_API_BASE:-http://127.0.0.1:$(STRIPE_PORT)}"; \
+	export STRIPE_PORTAL_LOGIN_URL="$${STRIPE_PORTAL_LOGIN_URL:-http://127.0.0.1:$(STRIPE_PORT)/p/login/test_local}"; \
+	export STRIPE_WEBHOOK_SECRET="$${STRIPE_WEBHOOK_SECRET:-whsec_local_development}"; \
 	$(BIN)/python -m billing_app.stripe_local --host 127.0.0.1 --port $(STRIPE_PORT) & \
 	STRIPE_PID=$$!; \
 	trap 'kill $$STRIPE_PID 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m billing_app.stripe_local --wait http://127.0.0.1:$(STRIPE_PORT) \
-	  --webhook http://$(HOST):$(PORT)/webhooks/stripe; \
+	  --webhook http://$(HOST):$(PORT)/webhooks/stripe --webhook-event customer.updated; \
 	$(FLASK) billing link-stripe northwind-msp; \
 	$(FLASK) demo sign-ins $(DEMO_FILE); \
 	$(FLASK) run --host $(HOST) --port $(PORT)
+
+## serve: the app under gunicorn, configured by the environment (see README, Running in production)
+serve: $(VENV)/.serve
+	$(BIN)/gunicorn -c python:billing_app.gunicorn_conf wsgi:app
+
+$(VENV)/.serve: $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e .
+	touch $@
 
 ## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
 test: $(VENV)/.test chromium

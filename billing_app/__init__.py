@@ -7,8 +7,9 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config
+from . import config, logs, security
 from .extensions import csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +45,25 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    logs.init_app(app)
+    security.init_app(app)
+    if proxies := app.config.get("TRUSTED_PROXIES"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from . import stripe_gateway
 
     stripe_gateway.init_app(app)
 
-    from . import auth, errors, health, usage, webhooks
+    from . import auth, errors, health, portal_views, usage, webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(portal_views.bp)
     app.register_blueprint(webhooks.bp)
+
+    from . import billing_email_views
+
+    app.register_blueprint(billing_email_views.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
 

@@ -29,6 +29,14 @@ def _secret_key(instance_path: Path) -> str:
     return key_file.read_text().strip()
 
 
+def _count(name: str) -> int:
+    """A non-negative whole number from the environment (0 when unset)."""
+    value = os.environ.get(name, "").strip() or "0"
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigError(f"{name} must be a whole number of proxies, not {value!r}.")
+    return int(value)
+
+
 def from_environment(instance_path: Path) -> dict:
     """Build the app's configuration from environment variables."""
     env = os.environ.get("PETRA_ENV", "development")
@@ -58,6 +66,9 @@ def from_environment(instance_path: Path) -> dict:
         "STRIPE_TIMEOUT": float(os.environ.get("STRIPE_TIMEOUT", "10")),
         "STRIPE_MAX_RETRIES": int(os.environ.get("STRIPE_MAX_RETRIES", "2")),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "petra"),
+        "TRUSTED_PROXIES": _count("TRUSTED_PROXIES"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,
     }

@@ -1,0 +1,39 @@
+"""gunicorn settings: `gunicorn -c python:billing_app.gunicorn_conf wsgi:app`.
+
+Read from the environment:
+
+- `BIND`: address to listen on (default `127.0.0.1:8000`; behind a proxy on another host,
+  e.g. `0.0.0.0:8000`).
+- `WEB_CONCURRENCY`: worker processes (default two per core plus one).
+- `GUNICORN_THREADS`: threads per worker (default 4; 1 gives plain sync workers).
+- `GUNICORN_TIMEOUT`: seconds a request may take before its worker is replaced (default 120,
+  so that the largest usage reports finish).
+
+The app itself reads `DATABASE_URL`, `SECRET_KEY`, `RATELIMIT_STORAGE_URI`, the Stripe
+settings and the rest (see README), and refuses to start in production without
+`SECRET_KEY` and `STRIPE_WEBHOOK_SECRET`.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+
+# Recycle workers now and then so that a slow leak cannot grow without bound.
+max_requests = 2000
+max_requests_jitter = 200
+
+# No runtime control socket: it lives at one path per user, so servers side by side clash.
+control_socket_disable = True
+
+accesslog = "-"
+errorlog = "-"
+access_log_format = (
+    '%(h)s - %(t)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s" pid=%(p)s request_id=%({x-request-id}o)s'
+)
