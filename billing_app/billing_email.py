@@ -28,6 +28,11 @@ log = logging.getLogger("billing_app.billing")
 AUDIT_ACTION = "billing_email_changed"
 MAX_LENGTH = 254
 HISTORY_LENGTH = 10
+SAVE_RATE_LIMIT = "10 per minute"
+TOO_MANY_SAVES = (
+    "That is a lot of saves in a short time, so this one was not made. "
+    "Wait a minute, then save again."
+)
 CLOCK_SLACK = 1
 LINE_BREAKS = frozenset("\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 EXAMPLE = "billing@example.com"
@@ -85,6 +90,7 @@ class Outcome(enum.StrEnum):
     SHARED = "shared"
     NO_CUSTOMER = "no_customer"
     STRIPE_FAILED = "stripe_failed"
+    TOO_MANY = "too_many"
 
 
 @dataclass(frozen=True)

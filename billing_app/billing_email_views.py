@@ -12,6 +12,7 @@ from wtforms.validators import InputRequired, Length, Regexp
 
 from . import billing_email, usage
 from .billing_email import Change, InvalidEmail, Outcome, Result
+from .extensions import limiter
 from .permissions import Action, is_htmx, requires
 from .stripe_gateway import gateway
 
@@ -86,8 +87,13 @@ def edit():
     return _edit_form(BillingEmailForm.opened(current_user.organisation.billing_email))
 
 
+def _member_key() -> str:
+    return f"billing-email:{current_user.get_id()}"
+
+
 @bp.post("/billing-email")
 @requires(Action.CHANGE_BILLING_EMAIL)
+@limiter.limit(billing_email.SAVE_RATE_LIMIT, key_func=_member_key)
 def save():
     """Save the billing email, Stripe first; the display again, or the form with the problem."""
     form = BillingEmailForm()
@@ -102,6 +108,15 @@ def save():
         return _display(notice=result.message, focus=True)
     flash(result.message, "success")
     return redirect(url_for("usage.page"), code=303)
+
+
+@bp.errorhandler(429)
+def too_many_saves(_error):
+    """The admin saved too often in the last minute: the form again, with what was typed."""
+    form = BillingEmailForm()
+    current = current_user.organisation.billing_email
+    result = Result(Outcome.TOO_MANY, current, 429, billing_email.TOO_MANY_SAVES)
+    return _edit_form(form, result, status=429)
 
 
 def _display(notice: str | None = None, focus: bool = False):

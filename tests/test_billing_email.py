@@ -663,3 +663,21 @@ def test_history_shows_the_last_ten_changes_newest_first(app, auth, org):
     assert rows[-1][2] == "old2@northwind.example"
     assert "new1@northwind.example" not in text
     assert ">true<" not in text
+
+
+def test_saving_is_rate_limited_per_member_and_keeps_what_was_typed(
+    auth, org, app, stripe_client, stripe_server
+):
+    auth.as_role("admin")
+    form = open_form(auth)
+    for _ in range(10):
+        assert save(auth, "not an address", form).status_code == 400
+    stripe_server.clear_requests()
+    wanted = unique_email()
+    response = save(auth, wanted, form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 429
+    assert "Wait a minute, then save again." in page
+    assert typed_value(page) == wanted
+    assert 'id="billing-email-input"' in page and "<html" not in page
+    assert_nothing_changed(app, stripe_client, stripe_server, org)
