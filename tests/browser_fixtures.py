@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from billing_app import config
@@ -28,6 +28,10 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
+
+
+# Generous waits: the suite shares two cores with the app, the Stripe server and Chromium.
+expect.set_options(timeout=15_000)
 
 
 class LiveServer:
@@ -79,7 +83,7 @@ def _serve_htmx(route) -> None:
 def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=live_server.url, accept_downloads=True)
     context.route(config.HTMX_URL, _serve_htmx)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(15_000)
     yield context
     context.close()
 

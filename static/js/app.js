@@ -13,3 +13,14 @@ document.addEventListener("keydown", (event) => {
   event.preventDefault();
   cancel.requestSubmit();
 });
+
+/* A field marked data-select-on-open is focused with its text selected once htmx has settled
+   it into the page, so the admin can type the new value straight away. */
+document.addEventListener("htmx:afterSettle", () => {
+  const field = document.querySelector("input[data-select-on-open]");
+  if (field && !field.dataset.opened) {
+    field.dataset.opened = "true";
+    field.focus();
+    field.select();
+  }
+});
