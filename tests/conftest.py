@@ -4,6 +4,9 @@ Stripe server, signed-in clients per role, and organisations to test against."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+import logging
 import os
 import re
 import secrets
@@ -13,10 +16,10 @@ from decimal import Decimal
 
 import pytest
 import stripe
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from billing_app import create_app
+from billing_app import create_app, logs
 from billing_app.extensions import db
 from billing_app.models import Member, Organisation, Price
 from billing_app.stripe_local import LocalStripe
@@ -76,6 +79,8 @@ def _test_config(database_url: str, stripe_server: LocalStripe) -> dict:
         "STRIPE_TIMEOUT": 2.0,
         "STRIPE_MAX_RETRIES": 0,
         "RATELIMIT_STORAGE_URI": "memory://",
+        # A cache of the app's own, whatever CACHE_URL says: each test starts with it empty.
+        "CACHE_TYPE": "SimpleCache",
         "SERVER_NAME": None,
     }
 
@@ -209,6 +214,64 @@ class Auth:
 @pytest.fixture
 def auth(client) -> Auth:
     return Auth(client)
+
+
+def unique_email(prefix: str = "accounts") -> str:
+    """An address no other Stripe customer on the shared local Stripe server has."""
+    return f"{prefix}+{uuid.uuid4().hex[:10]}@northwind.example"
+
+
+def update_organisation(app, **values) -> None:
+    """Change the (only) organisation's columns directly in the database."""
+    with app.app_context():
+        organisation = db.session.scalar(select(Organisation))
+        for name, value in values.items():
+            setattr(organisation, name, value)
+        db.session.commit()
+
+
+class BillingLog(logging.Handler):
+    """What the `billing_app.billing` logger wrote: the records, and the app's JSON lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.stream = io.StringIO()
+        self.json = logs.json_handler(self.stream)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.json.handle(record)
+
+    @property
+    def lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+
+    @property
+    def text(self) -> str:
+        """Every message and every field of every record."""
+        return "\n".join(f"{r.getMessage()} {vars(r)}" for r in self.records)
+
+
+@pytest.fixture
+def billing_log() -> Iterator[BillingLog]:
+    """What the billing logger writes at INFO and above, however logging is configured."""
+    logger = logging.getLogger("billing_app.billing")
+    disabled, level = logger.disabled, logger.level
+    logger.disabled = False
+    logger.setLevel(logging.INFO)
+    log = BillingLog()
+    logger.addHandler(log)
+    yield log
+    logger.removeHandler(log)
+    logger.disabled = disabled
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def org(organisation) -> Organisation:
+    """Northwind, as the `organisation` fixture (id and Stripe customer loaded)."""
+    return organisation
 
 
 pytest_plugins = ["tests.browser_fixtures"]

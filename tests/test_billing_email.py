@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import logging
 import re
 import time
-import uuid
-from collections.abc import Iterator
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +14,7 @@ from billing_app import billing_email
 from billing_app.billing_email import InvalidEmail, idempotency_key, normalise
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
-from tests.conftest import make_organisation
+from tests.conftest import make_organisation, unique_email
 
 PAGE = "/settings/usage"
 SHOW = "/settings/usage/billing-email"
@@ -27,11 +23,6 @@ SAVE = "/settings/usage/billing-email"
 OLD = "billing@northwind.example"
 HTMX = {"HX-Request": "true"}
 HIDDEN = re.compile(r'name="(opened_with|nonce)" value="([^"]*)"')
-
-
-def unique_email(prefix: str = "accounts") -> str:
-    """An address no other Stripe customer on the shared local server has."""
-    return f"{prefix}+{uuid.uuid4().hex[:10]}@northwind.example"
 
 
 def open_form(auth) -> dict[str, str]:
@@ -96,35 +87,6 @@ def assert_nothing_changed(app, stripe_client, stripe_server, org, updates=0):
     assert audit_rows(app) == []
     assert stripe_email(stripe_client, org) == OLD
     assert len(email_updates(stripe_server, org)) == updates
-
-
-@pytest.fixture
-def org(app, organisation) -> SimpleNamespace:
-    """Northwind's id and Stripe customer, read while the app's session can load them."""
-    with app.app_context():
-        row = db.session.scalar(select(Organisation).where(Organisation.slug == "northwind-msp"))
-        return SimpleNamespace(id=row.id, stripe_customer_id=row.stripe_customer_id)
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def billing_log() -> Iterator[list[logging.LogRecord]]:
-    """What the billing logger writes, however the app's logging is configured."""
-    logger = logging.getLogger("billing_app.billing")
-    handler, level = _Collect(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler.records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 # Validation, directly.
@@ -299,7 +261,7 @@ def test_save_updates_stripe_then_the_organisation_with_an_audit_event(
         assert db.session.get(Organisation, org.id).billing_email_stripe_ts is not None
     # The history on the page shows the change with who made it.
     assert "Admin" in text and OLD in text
-    (record,) = billing_log
+    (record,) = billing_log.records
     assert "organisation=northwind-msp" in record.getMessage()
     assert f"member={member_id(app)}" in record.getMessage()
     assert "source=app" in record.getMessage()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
-from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import expect
@@ -13,23 +11,12 @@ from sqlalchemy import select
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Organisation
 from tests.browser_fixtures import sign_in
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, unique_email
 
 pytestmark = pytest.mark.browser
 
 OLD = "billing@northwind.example"
 ADMIN = "admin@northwind-msp.example"
-
-
-@pytest.fixture
-def org(app, organisation) -> SimpleNamespace:
-    with app.app_context():
-        row = db.session.scalar(select(Organisation).where(Organisation.slug == "northwind-msp"))
-        return SimpleNamespace(id=row.id, stripe_customer_id=row.stripe_customer_id)
-
-
-def unique_email(prefix: str = "accounts") -> str:
-    return f"{prefix}+{uuid.uuid4().hex[:10]}@northwind.example"
 
 
 def stored(app) -> tuple[str, int]:

@@ -6,22 +6,11 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from billing_app.extensions import db
-from billing_app.models import Organisation
 from tests.browser_fixtures import sign_in
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, update_organisation
 
 pytestmark = pytest.mark.browser
-
-
-def _update_organisation(app, **values) -> None:
-    with app.app_context():
-        organisation = db.session.scalar(select(Organisation))
-        for name, value in values.items():
-            setattr(organisation, name, value)
-        db.session.commit()
 
 
 def _open_portal(page, context):
@@ -56,7 +45,7 @@ def test_billing_member_goes_straight_into_the_portal(
 def test_admin_gets_the_login_page_with_the_billing_email_filled_in(
     app, page, context, organisation, stripe_server
 ):
-    _update_organisation(app, billing_email="billing+eu@x.example")
+    update_organisation(app, billing_email="billing+eu@x.example")
     sign_in(page, "admin@northwind-msp.example", PASSWORD)
     expect(page.locator("#portal-flow")).to_contain_text("emails a one-time login link")
     page.get_by_text("If the login link does not arrive").click()

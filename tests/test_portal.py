@@ -15,41 +15,11 @@ from billing_app import portal, stripe_gateway
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
 from billing_app.stripe_gateway import StripeRequestFailed, gateway
-from tests.conftest import CSRF_INPUT, Auth
+from tests.conftest import CSRF_INPUT, Auth, update_organisation
 
 PORTAL = "/settings/usage/billing-portal"
 RETURN_URL = "http://localhost/settings/usage"
 SESSIONS = "/v1/billing_portal"
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    @property
-    def text(self) -> str:
-        """Every message and every field of every record."""
-        return "\n".join(f"{r.getMessage()} {vars(r)}" for r in self.records)
-
-
-@pytest.fixture
-def billing_log():
-    """What the `billing_app.billing` logger writes at INFO and above, even when an earlier
-    `logging.config.fileConfig` (Alembic's env.py) disabled existing loggers."""
-    logger = logging.getLogger("billing_app.billing")
-    disabled, level = logger.disabled, logger.level
-    logger.disabled = False
-    logger.setLevel(logging.INFO)
-    records = _Records()
-    logger.addHandler(records)
-    yield records
-    logger.removeHandler(records)
-    logger.disabled = disabled
-    logger.setLevel(level)
 
 
 @pytest.fixture
@@ -57,14 +27,6 @@ def stripe_log(stripe_server):
     """The local Stripe server's request log, emptied for this test."""
     stripe_server.clear_requests()
     return stripe_server
-
-
-def _update_organisation(app, **values) -> None:
-    with app.app_context():
-        organisation = db.session.scalar(select(Organisation))
-        for name, value in values.items():
-            setattr(organisation, name, value)
-        db.session.commit()
 
 
 def _customer_id(app) -> str:
@@ -174,7 +136,7 @@ def test_admin_without_whitelist_is_told_about_the_emailed_login_link(auth, orga
 
 @pytest.mark.parametrize(("role", "whitelisted"), [("billing", False), ("admin", True)])
 def test_direct_members_are_told_they_go_straight_in(app, auth, organisation, role, whitelisted):
-    _update_organisation(app, portal_direct_access=whitelisted)
+    update_organisation(app, portal_direct_access=whitelisted)
     auth.as_role(role)
     html = auth.client.get("/settings/usage").get_data(as_text=True)
     assert 'data-flow="direct"' in html
@@ -196,7 +158,7 @@ def test_the_button_is_a_form_posting_to_a_new_tab_with_csrf(auth, organisation,
 
 
 def test_full_members_see_no_button_even_when_whitelisted(app, auth, organisation):
-    _update_organisation(app, portal_direct_access=True)
+    update_organisation(app, portal_direct_access=True)
     auth.as_role("full_member")
     html = auth.client.get("/settings/usage").get_data(as_text=True)
     assert "billing@northwind.example" in html
@@ -210,7 +172,7 @@ def test_full_members_see_no_button_even_when_whitelisted(app, auth, organisatio
 @pytest.mark.parametrize("whitelisted", [False, True])
 @pytest.mark.parametrize("role", ["admin", "full_member", "billing", "external_guest"])
 def test_each_role_in_each_whitelist_state(app, auth, organisation, stripe_log, role, whitelisted):
-    _update_organisation(app, portal_direct_access=whitelisted)
+    update_organisation(app, portal_direct_access=whitelisted)
     auth.as_role(role)
     response = auth.post(PORTAL)
     if role in ("full_member", "external_guest"):
@@ -250,7 +212,7 @@ def test_the_session_url_opens_the_customers_portal(auth, organisation, stripe_l
 
 
 def test_magic_link_carries_a_plus_address_intact(app, auth, organisation, stripe_log):
-    _update_organisation(app, billing_email="billing+eu@x.example")
+    update_organisation(app, billing_email="billing+eu@x.example")
     auth.as_role("admin")
     response = auth.post(PORTAL)
     assert response.status_code == 303
@@ -325,7 +287,7 @@ def test_stripe_unreachable_gives_a_clear_page(app, auth, organisation):
 
 @pytest.mark.parametrize("role", ["admin", "billing"])
 def test_no_stripe_customer_linked(app, auth, organisation, stripe_log, role):
-    _update_organisation(app, stripe_customer_id=None)
+    update_organisation(app, stripe_customer_id=None)
     auth.as_role(role)
     html = _assert_problem_page(auth.post(PORTAL), 409, "Billing Portal not set up yet")
     assert "Northwind Msp is not linked to a Stripe customer yet" in html
@@ -333,7 +295,7 @@ def test_no_stripe_customer_linked(app, auth, organisation, stripe_log, role):
 
 
 def test_customer_unknown_to_stripe(app, auth, organisation):
-    _update_organisation(app, stripe_customer_id="cus_gone")
+    update_organisation(app, stripe_customer_id="cus_gone")
     auth.as_role("billing")
     _assert_problem_page(auth.post(PORTAL), 409, "Stripe account not found")
 
@@ -461,7 +423,7 @@ def test_whitelist_and_unwhitelist_take_effect_on_the_next_click(
     ],
 )
 def test_whitelist_commands_say_when_nothing_changes(app, organisation, command, already, message):
-    _update_organisation(app, portal_direct_access=already)
+    update_organisation(app, portal_direct_access=already)
     result = app.test_cli_runner().invoke(args=["billing", command, "northwind-msp"])
     assert result.exit_code == 0, result.output
     assert message in result.output

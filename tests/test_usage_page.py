@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
-import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -16,7 +13,6 @@ import pytest
 from sqlalchemy import select
 
 from billing_app.extensions import db
-from billing_app.logs import json_handler
 from billing_app.models import Organisation
 from billing_app.months import (
     Month,
@@ -179,22 +175,6 @@ def summary_region(response) -> Node:
     region = parse(response.get_data(as_text=True)).by_id("usage-month")
     assert region is not None
     return region
-
-
-@pytest.fixture
-def billing_log() -> Iterator[io.StringIO]:
-    """The JSON lines the `billing_app.billing` logger writes at INFO and above."""
-    stream = io.StringIO()
-    handler = json_handler(stream)
-    logger = logging.getLogger("billing_app.billing")
-    disabled, level = logger.disabled, logger.level
-    logger.disabled = False
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield stream
-    logger.removeHandler(handler)
-    logger.disabled = disabled
-    logger.setLevel(level)
 
 
 # --- Money -----------------------------------------------------------------------------------
@@ -530,7 +510,7 @@ def test_report_is_the_xlsx_of_the_month(app, auth, tenants, today, tmp_path, bi
     assert workbook.sheetnames == ["Summary", *sheet_names(t.name for t in usage.tenants)]
     assert list(tmp_path.iterdir()) == []
 
-    [line] = [json.loads(text) for text in billing_log.getvalue().splitlines()]
+    [line] = billing_log.lines
     assert line["message"].startswith("usage report downloaded")
     assert (line["organisation"], line["month"]) == ("northwind-msp", "2026-01")
     assert isinstance(line["member_id"], int)

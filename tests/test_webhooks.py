@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 import threading
 import time
@@ -12,7 +11,6 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from types import SimpleNamespace
 
 import pytest
 import stripe
@@ -22,21 +20,10 @@ from billing_app.billing_email import AUDIT_ACTION
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Organisation, StripeEvent
 from billing_app.stripe_local import LocalStripe
+from tests.conftest import unique_email
 
 WEBHOOK = "/webhooks/stripe"
 OLD = "billing@northwind.example"
-
-
-@pytest.fixture
-def org(app, organisation) -> SimpleNamespace:
-    """Northwind's id and Stripe customer, read while the app's session can load them."""
-    with app.app_context():
-        row = db.session.scalar(select(Organisation).where(Organisation.slug == "northwind-msp"))
-        return SimpleNamespace(id=row.id, stripe_customer_id=row.stripe_customer_id)
-
-
-def unique_email(prefix: str = "portal") -> str:
-    return f"{prefix}+{uuid.uuid4().hex[:10]}@northwind.example"
 
 
 def customer_event(
@@ -102,27 +89,6 @@ def set_stored(app, email: str, stripe_ts: int | None) -> None:
         db.session.commit()
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def billing_log() -> Iterator[list[logging.LogRecord]]:
-    """What the billing logger writes, however the app's logging is configured."""
-    logger = logging.getLogger("billing_app.billing")
-    handler, level = _Collect(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler.records
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 # Signatures.
 
 
@@ -136,7 +102,7 @@ def test_customer_updated_brings_the_new_email_with_a_stripe_audit_event(
     assert state(app) == (new, created)
     assert audit_rows(app) == [("stripe", None, OLD, new)]
     assert applied_events(app) == 1
-    messages = [r.getMessage() for r in billing_log]
+    messages = [r.getMessage() for r in billing_log.records]
     assert any("organisation=northwind-msp" in m and "source=stripe" in m for m in messages)
     assert not any(new in m or app.config["STRIPE_WEBHOOK_SECRET"] in m for m in messages)
 
