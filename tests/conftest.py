@@ -3,6 +3,7 @@ Stripe server, signed-in clients per role, and organisations to test against."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -46,16 +47,25 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'billing.sqlite3'}"
         yield url
         return
+    with private_schema("test") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def private_schema(prefix: str) -> Iterator[str]:
+    """A new schema on the PostgreSQL of TEST_DATABASE_URL, dropped afterwards: its URL."""
     base = make_url(os.environ["TEST_DATABASE_URL"])
-    schema = f"test_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from billing_app import create_app
 from billing_app.extensions import db
+from tests.conftest import private_schema
 
 
 @pytest.fixture
@@ -22,17 +19,8 @@ def empty_database_url(database_url, tmp_path):
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
         return
-    base = make_url(os.environ["TEST_DATABASE_URL"])
-    schema = f"mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with private_schema("mig") as url:
+        yield url
 
 
 def test_upgrade_matches_the_models_and_downgrade_undoes_it(empty_database_url):
