@@ -20,6 +20,7 @@ requests, and the report download times and sizes. The schema is dropped afterwa
                          [--tenants 1000] [--identities-per-tenant 100]
                          [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
                          [--parts pages,summary,reports] [--workers N] [--threads N]
+                         [--redis URL] [--cache-url URL]
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def schema(base_url: str, name: str | None, keep: bool):
 
 
 @contextmanager
-def rate_limit_keys_removed(url: str, prefix: str):
-    """Remove this run's rate-limit counters from Redis afterwards."""
+def redis_keys_removed(url: str, prefix: str):
+    """Remove this run's rate-limit counters and cache entries from Redis afterwards."""
     try:
         yield
     finally:
@@ -280,6 +281,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, help="gunicorn workers (WEB_CONCURRENCY)")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--cache-url",
+        help="CACHE_URL of the app (default: the --redis server; '' for a cache in each worker)",
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     if not parts <= set(PARTS):
@@ -291,7 +296,7 @@ def main() -> int:
     prefix = f"petra-load-{uuid.uuid4().hex}"
     with (
         schema(args.database_url, args.schema, args.keep) as (name, database_url, created),
-        rate_limit_keys_removed(args.redis, prefix),
+        redis_keys_removed(args.redis, prefix),
     ):
         env = {
             **os.environ,
@@ -300,6 +305,9 @@ def main() -> int:
             "SECRET_KEY": secrets.token_hex(32),
             "RATELIMIT_STORAGE_URI": args.redis,
             "RATELIMIT_KEY_PREFIX": prefix,
+            # This run's own prefix: another run's schema has organisations with the same ids.
+            "CACHE_URL": args.redis if args.cache_url is None else args.cache_url,
+            "CACHE_KEY_PREFIX": f"{prefix}:cache:",
             "LOG_LEVEL": "WARNING",
         }
         if args.workers:
@@ -356,7 +364,8 @@ def main() -> int:
                 )
             print(
                 f"gunicorn workers={env.get('WEB_CONCURRENCY', 'default')} "
-                f"threads={env.get('GUNICORN_THREADS', 'default')}"
+                f"threads={env.get('GUNICORN_THREADS', 'default')} "
+                f"cache={'redis' if env['CACHE_URL'] else 'in each worker'}"
             )
             return 0 if report(results, elapsed) else 1
 

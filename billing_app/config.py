@@ -37,6 +37,30 @@ def _count(name: str) -> int:
     return int(value)
 
 
+CACHE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _cache(url: str) -> dict:
+    """Flask-Caching settings for `CACHE_URL`: unset, a cache in each process; a Redis URL,
+    one Redis cache that every worker and app server shares."""
+    prefix = os.environ.get("CACHE_KEY_PREFIX", "petra-cache:")
+    if not url:
+        return {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": prefix}
+    if not url.startswith(CACHE_SCHEMES):
+        raise ConfigError(
+            "CACHE_URL must be a Redis URL (redis://, rediss:// or unix://), or unset for a "
+            "cache in each process."
+        )
+    return {
+        "CACHE_TYPE": "RedisCache",
+        "CACHE_REDIS_URL": url,
+        "CACHE_KEY_PREFIX": prefix,
+        # A cache that does not answer must not hold requests up for long: usage_summary
+        # computes the figures itself when the cache fails.
+        "CACHE_OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
+    }
+
+
 def from_environment(instance_path: Path) -> dict:
     """Build the app's configuration from environment variables."""
     env = os.environ.get("PETRA_ENV", "development")
@@ -67,6 +91,7 @@ def from_environment(instance_path: Path) -> dict:
         "STRIPE_MAX_RETRIES": int(os.environ.get("STRIPE_MAX_RETRIES", "2")),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "petra"),
+        **_cache(os.environ.get("CACHE_URL", "").strip()),
         "TRUSTED_PROXIES": _count("TRUSTED_PROXIES"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SESSION_COOKIE_SECURE": production,

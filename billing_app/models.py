@@ -49,6 +49,15 @@ class Organisation(db.Model):
     # Time (Stripe's clock, seconds) of the newest Stripe change applied to the
     # billing email, so that an older webhook never overwrites a newer value.
     billing_email_stripe_ts: Mapped[int | None] = mapped_column(BigInteger)
+    # Bumped whenever anything that affects the organisation's usage figures changes (prices,
+    # tenants, pauses, identities, billable periods), so that cached summaries keyed by it
+    # are never shown stale (see usage_summary.py).
+    usage_revision: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    def bump_usage_revision(self) -> None:
+        """Mark the usage figures as changed: the next flush adds one to `usage_revision`
+        in the database (atomically, whoever else bumps it)."""
+        self.usage_revision = Organisation.usage_revision + 1
 
     members: Mapped[list[Member]] = relationship(back_populates="organisation")
     tenants: Mapped[list[Tenant]] = relationship(back_populates="organisation")

@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
 
@@ -244,6 +245,50 @@ class MonthUsage:
         return self.counted_end - dt.timedelta(days=1)
 
 
+@dataclass(frozen=True, slots=True)
+class TenantTotals:
+    """A tenant's figures in a month, as in `TenantUsage` but without its users."""
+
+    tenant_id: int
+    external_id: str
+    name: str
+    onboarded_on: dt.date
+    offboarded_on: dt.date | None
+    onboarded_in_month: bool
+    offboarded_in_month: bool
+    paused_in_month: bool
+    billable_users: int
+    billable_days: int
+    units: Decimal
+    cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTotals:
+    """An organisation's usage in a month per tenant, without per-user lines: what the month
+    summary shows. Every figure equals the one `month_usage` gives for the same month and
+    day; being small, it can be cached (see `usage_summary`)."""
+
+    organisation_id: int
+    month: Month
+    month_to_date: bool
+    """The month is the current one: days after today are not counted yet."""
+    counted_end: dt.date
+    """The day after the last counted day (the month's end unless month to date)."""
+    days_in_month: int
+    unit_price: Decimal
+    currency: str
+    tenants: tuple[TenantTotals, ...]
+    billable_users: int
+    billable_days: int
+    units: Decimal
+    cost: Decimal
+
+    @property
+    def last_counted_day(self) -> dt.date:
+        return self.counted_end - dt.timedelta(days=1)
+
+
 # --- Loading ---------------------------------------------------------------------------------
 
 
@@ -312,6 +357,21 @@ def _load_tenants(organisation_id: int, start: dt.date, end: dt.date) -> list[_T
     return list(tenants.values())
 
 
+def _identity_filter(
+    organisation_id: int, start: dt.date, end: dt.date, counted_end: dt.date
+) -> tuple[ColumnElement[bool], ...]:
+    """Billable periods overlapping [start, counted_end) of identities of the organisation's
+    tenants onboarded at some point in [start, end) (with BillablePeriod, Identity and Tenant
+    joined)."""
+    return (
+        Identity.organisation_id == organisation_id,
+        Tenant.organisation_id == organisation_id,
+        _tenant_in(start, end),
+        BillablePeriod.from_date < counted_end,
+        or_(BillablePeriod.until_date.is_(None), BillablePeriod.until_date > start),
+    )
+
+
 def _identities(
     organisation_id: int, start: dt.date, end: dt.date, counted_end: dt.date
 ) -> Iterator[_IdentityRow]:
@@ -329,13 +389,7 @@ def _identities(
         )
         .join(BillablePeriod, BillablePeriod.identity_id == Identity.id)
         .join(Tenant, Tenant.id == Identity.tenant_id)
-        .where(
-            Identity.organisation_id == organisation_id,
-            Tenant.organisation_id == organisation_id,
-            _tenant_in(start, end),
-            BillablePeriod.from_date < counted_end,
-            or_(BillablePeriod.until_date.is_(None), BillablePeriod.until_date > start),
-        )
+        .where(*_identity_filter(organisation_id, start, end, counted_end))
         .order_by(Identity.id)
         .execution_options(yield_per=_BATCH)
     )
@@ -348,6 +402,32 @@ def _identities(
         identity.periods.append((from_date, until_date))
     if identity is not None:
         yield identity
+
+
+def _identity_periods(
+    organisation_id: int, start: dt.date, end: dt.date, counted_end: dt.date
+) -> Iterator[tuple[int, list[DateRange]]]:
+    """As `_identities`, but only each identity's tenant and billable periods, as
+    (tenant id, periods): all that totals need, and a lighter query and loop."""
+    rows = db.session.execute(
+        select(Identity.id, Identity.tenant_id, BillablePeriod.from_date, BillablePeriod.until_date)
+        .join(BillablePeriod, BillablePeriod.identity_id == Identity.id)
+        .join(Tenant, Tenant.id == Identity.tenant_id)
+        .where(*_identity_filter(organisation_id, start, end, counted_end))
+        .order_by(Identity.id)
+        .execution_options(yield_per=_BATCH)
+    )
+    current: int | None = None
+    tenant = 0
+    periods: list[DateRange] = []
+    for identity_id, tenant_id, from_date, until_date in rows:
+        if identity_id != current:
+            if current is not None:
+                yield tenant, periods
+            current, tenant, periods = identity_id, tenant_id, []
+        periods.append((from_date, until_date))
+    if current is not None:
+        yield tenant, periods
 
 
 def _prices(organisation_id: int, before: dt.date) -> list[tuple[dt.date, Decimal, str]]:
@@ -377,6 +457,28 @@ def _overlaps(ranges: Iterable[DateRange], lo: int, hi: int) -> bool:
     return bool(_clipped(ranges, lo, hi))
 
 
+def _by_name(tenant_rows: Iterable[_TenantRow]) -> list[_TenantRow]:
+    """Tenants in the order of the summary and the report's sheets."""
+    return sorted(tenant_rows, key=lambda t: (t.name.casefold(), t.name, t.external_id))
+
+
+def _tenant_in_month(t: _TenantRow, month: Month) -> dict[str, Any]:
+    """A tenant's dates and what happened to it during the month (the badges)."""
+    onboarded = _clipped(
+        [(t.onboarded_on, t.offboarded_on)], month.first_day.toordinal(), month.end.toordinal()
+    )
+    return {
+        "onboarded_on": t.onboarded_on,
+        "offboarded_on": t.offboarded_on,
+        "onboarded_in_month": month.first_day <= t.onboarded_on < month.end,
+        "offboarded_in_month": (
+            t.offboarded_on is not None and month.first_day < t.offboarded_on < month.end
+        ),
+        "paused_in_month": bool(onboarded)
+        and _overlaps(t.pauses, onboarded[0][0], onboarded[0][1]),
+    }
+
+
 def month_usage(organisation: Organisation, month: Month, today: dt.date) -> MonthUsage:
     """The organisation's billable users, units and costs in `month`, counted on `today`
     (in the current month, days after today are not counted yet). Four queries."""
@@ -392,7 +494,6 @@ def month_usage(organisation: Organisation, month: Month, today: dt.date) -> Mon
 
     days_in_month = month.days
     lo, hi = start.toordinal(), counted_end.toordinal()
-    month_lo, month_hi = lo, month.end.toordinal()
     costs = {d: prorated_cost(unit_price, d, days_in_month) for d in range(1, days_in_month + 1)}
     units = {d: prorated_units(d, days_in_month) for d in range(1, days_in_month + 1)}
 
@@ -429,7 +530,7 @@ def month_usage(organisation: Organisation, month: Month, today: dt.date) -> Mon
         )
 
     tenants: list[TenantUsage] = []
-    for t in sorted(tenant_rows, key=lambda t: (t.name.casefold(), t.name, t.external_id)):
+    for t in _by_name(tenant_rows):
         lines = lines_by_tenant[t.id]
         lines.sort(
             key=lambda line: (
@@ -439,21 +540,13 @@ def month_usage(organisation: Organisation, month: Month, today: dt.date) -> Mon
             )
         )
         tenant_days = sum(line.billable_days for line in lines)
-        onboarded = _clipped([(t.onboarded_on, t.offboarded_on)], month_lo, month_hi)
         tenants.append(
             TenantUsage(
                 tenant_id=t.id,
                 external_id=t.external_id,
                 name=t.name,
                 microsoft_tenant_id=t.microsoft_tenant_id,
-                onboarded_on=t.onboarded_on,
-                offboarded_on=t.offboarded_on,
-                onboarded_in_month=month.first_day <= t.onboarded_on < month.end,
-                offboarded_in_month=(
-                    t.offboarded_on is not None and month.first_day < t.offboarded_on < month.end
-                ),
-                paused_in_month=bool(onboarded)
-                and _overlaps(t.pauses, onboarded[0][0], onboarded[0][1]),
+                **_tenant_in_month(t, month),
                 lines=tuple(lines),
                 billable_users=len(lines),
                 billable_days=tenant_days,
@@ -469,6 +562,74 @@ def month_usage(organisation: Organisation, month: Month, today: dt.date) -> Mon
         organisation_name=organisation.name,
         month=month,
         today=today,
+        month_to_date=month.first_day <= today < month.end,
+        counted_end=counted_end,
+        days_in_month=days_in_month,
+        unit_price=unit_price,
+        currency=currency,
+        tenants=tuple(tenants),
+        billable_users=sum(t.billable_users for t in tenants),
+        billable_days=total_days,
+        units=prorated_units(total_days, days_in_month),
+        cost=sum((t.cost for t in tenants), _ZERO),
+    )
+
+
+def month_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
+    """The figures of `month_usage` per tenant and in all, without the per-user lines, and
+    computed without building them: users are counted per tenant by their number of
+    billable days, which is all the costs depend on. Four queries."""
+    prices = _prices(organisation.id, month.end)
+    unit_price, currency = _price_for(prices, month)
+    start, counted_end = counted_window(month, today)
+    tenant_rows = _load_tenants(organisation.id, month.first_day, month.end)
+
+    days_in_month = month.days
+    lo, hi = start.toordinal(), counted_end.toordinal()
+    spans_by_tenant = {
+        t.id: _tenant_spans(lo, hi, t.onboarded_on, t.offboarded_on, t.pauses) for t in tenant_rows
+    }
+    # How many of a tenant's users had d billable days: histograms[tenant id][d].
+    histograms = {t.id: [0] * (days_in_month + 1) for t in tenant_rows}
+    if any(spans_by_tenant.values()):
+        for tenant_id, periods in _identity_periods(
+            organisation.id, month.first_day, month.end, counted_end
+        ):
+            tenant_spans = spans_by_tenant[tenant_id]
+            if not tenant_spans:
+                continue
+            spans = _clipped(periods, lo, hi)
+            if not spans:
+                continue
+            spans = _intersection(spans, tenant_spans)
+            if spans:
+                histograms[tenant_id][sum(b - a for a, b in spans)] += 1
+
+    costs = [prorated_cost(unit_price, d, days_in_month) for d in range(days_in_month + 1)]
+    tenants: list[TenantTotals] = []
+    for t in _by_name(tenant_rows):
+        histogram = histograms[t.id]
+        tenant_days = sum(days * users for days, users in enumerate(histogram))
+        tenants.append(
+            TenantTotals(
+                tenant_id=t.id,
+                external_id=t.external_id,
+                name=t.name,
+                **_tenant_in_month(t, month),
+                billable_users=sum(histogram[1:]),
+                billable_days=tenant_days,
+                units=prorated_units(tenant_days, days_in_month),
+                cost=sum(
+                    (costs[days] * users for days, users in enumerate(histogram) if users),
+                    _ZERO,
+                ),
+            )
+        )
+
+    total_days = sum(t.billable_days for t in tenants)
+    return MonthTotals(
+        organisation_id=organisation.id,
+        month=month,
         month_to_date=month.first_day <= today < month.end,
         counted_end=counted_end,
         days_in_month=days_in_month,
@@ -499,7 +660,9 @@ def monthly_totals(organisation: Organisation, today: dt.date) -> list[tuple[Mon
     prices = _prices(organisation.id, current.end)
     tenant_rows = _load_tenants(organisation.id, start, current.end)
     identity_rows = (
-        _identities(organisation.id, start, current.end, counted_end) if tenant_rows else iter(())
+        _identity_periods(organisation.id, start, current.end, counted_end)
+        if tenant_rows
+        else iter(())
     )
 
     lo, hi = start.toordinal(), counted_end.toordinal()
@@ -509,11 +672,11 @@ def monthly_totals(organisation: Organisation, today: dt.date) -> list[tuple[Mon
     spans_by_tenant = {
         t.id: _tenant_spans(lo, hi, t.onboarded_on, t.offboarded_on, t.pauses) for t in tenant_rows
     }
-    for identity in identity_rows:
-        tenant_spans = spans_by_tenant[identity.tenant_id]
+    for tenant_id, periods in identity_rows:
+        tenant_spans = spans_by_tenant[tenant_id]
         if not tenant_spans:
             continue
-        spans = _intersection(_clipped(identity.periods, lo, hi), tenant_spans)
+        spans = _intersection(_clipped(periods, lo, hi), tenant_spans)
         days_per_month: dict[int, int] = {}
         for a, b in spans:
             for i, (month_lo, month_hi) in enumerate(bounds):

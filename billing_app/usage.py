@@ -12,13 +12,15 @@ from typing import BinaryIO
 
 from flask import Blueprint, current_app, render_template, request, send_file, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 from .errors import render_error
 from .models import Organisation
 from .months import Month, MonthNotAvailable, available_months, parse_requested_month, today_utc
-from .permissions import Action, is_htmx, requires
-from .proration import MonthUsage, NoPriceError, month_usage, monthly_totals
+from .permissions import Action, can, is_htmx, requires
+from .proration import MonthTotals, MonthUsage, NoPriceError, month_usage
 from .report import report_filename, write_report
+from .usage_summary import chart_totals, month_summary, remembered
 
 bp = Blueprint("usage", __name__, url_prefix="/settings/usage")
 log = logging.getLogger("billing_app.billing")
@@ -44,10 +46,13 @@ class MonthSummary:
 
     months: list[Month]
     month: Month
-    usage: MonthUsage | None = None
+    usage: MonthTotals | None = None
     bars: tuple[Bar, ...] = ()
     problem: str | None = None
     status: int = 200
+    key: tuple | None = None
+    """What the figures depend on (organisation, its usage revision, month, today), for
+    keeping the rendered summary; None for a summary that shows a problem."""
 
     @property
     def current(self) -> Month:
@@ -72,7 +77,7 @@ def summary():
     headers = dict(VARY)
     if shown.status == 200:
         headers["HX-Push-Url"] = url_for("usage.page", month=str(shown.month))
-    return render_template("_usage_month.html", summary=shown), shown.status, headers
+    return month_html(shown), shown.status, headers
 
 
 @bp.get("/report")
@@ -105,7 +110,22 @@ def render_page(status: int = 200, **context):
     context.setdefault("organisation", current_user.organisation)
     if "summary" not in context:
         context["summary"] = summary_of(None)
+    context["month_html"] = month_html(context["summary"])
     return render_template("usage.html", **context), status, VARY
+
+
+def month_html(summary: MonthSummary) -> Markup:
+    """The month summary fragment. With a thousand tenants it takes longer to render than
+    the rest of the request, so each process keeps the HTML for the same figures, day and
+    permissions (except while templates auto-reload, as in debug mode)."""
+
+    def render() -> Markup:
+        # The template's output, escaped by Jinja: safe to include as it is.
+        return Markup(render_template("_usage_month.html", summary=summary))  # noqa: S704
+
+    if summary.key is None or current_app.jinja_env.auto_reload:
+        return render()
+    return remembered(("usage-month-html", *summary.key, can(Action.DOWNLOAD_REPORT)), render)
 
 
 def summary_of(value: str | None) -> MonthSummary:
@@ -118,10 +138,12 @@ def summary_of(value: str | None) -> MonthSummary:
     except MonthNotAvailable as bad:
         return MonthSummary(months, months[0], problem=str(bad), status=400)
     try:
-        usage = month_usage(organisation, month, today)
+        usage = month_summary(organisation, month, today)
     except NoPriceError:
         return MonthSummary(months, month, problem=no_price(month))
-    return MonthSummary(months, month, usage, chart_bars(monthly_totals(organisation, today)))
+    bars = chart_bars(chart_totals(organisation, today))
+    key = (organisation.id, organisation.usage_revision, str(month), today.isoformat())
+    return MonthSummary(months, month, usage, bars, key=key)
 
 
 def no_price(month: Month) -> str:

@@ -456,7 +456,8 @@ def _synthetic_usage(tenants: int) -> MonthUsage:
 
 
 def test_many_tenants_do_not_hold_a_file_each(tmp_path):
-    resource = pytest.importorskip("resource")
+    import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     in_use = len(list(Path("/proc/self/fd").iterdir())) if Path("/proc/self/fd").exists() else 64
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(in_use + 100, hard), hard))

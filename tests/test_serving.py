@@ -44,6 +44,8 @@ def _environment(**settings: str) -> dict[str, str]:
         "STRIPE_WEBHOOK_SECRET",
         "RATELIMIT_STORAGE_URI",
         "RATELIMIT_KEY_PREFIX",
+        "CACHE_URL",
+        "CACHE_KEY_PREFIX",
         "TRUSTED_PROXIES",
         "BIND",
         "WEB_CONCURRENCY",
@@ -131,6 +133,11 @@ def test_gunicorn_settings(default_gunicorn_settings):
     assert settings["accesslog"] == "-"
     assert settings["workers"] >= 2 and settings["threads"] >= 2
     assert settings["worker_class"] == "gthread"
+    # Requests wait for a free thread of any worker, not inside one busy with reports, and a
+    # stopping or recycled worker lets the reports it is writing finish.
+    assert settings["worker_connections"] == settings["threads"]
+    assert settings["keepalive"] == 0
+    assert settings["graceful_timeout"] >= settings["timeout"]
 
 
 @pytest.fixture
@@ -139,7 +146,8 @@ def default_gunicorn_settings() -> dict:
     script = (
         "import json, billing_app.gunicorn_conf as c;"
         "print(json.dumps({k: getattr(c, k) for k in "
-        "('bind', 'timeout', 'accesslog', 'workers', 'threads', 'worker_class')}))"
+        "('bind', 'timeout', 'accesslog', 'workers', 'threads', 'worker_class',"
+        " 'worker_connections', 'keepalive', 'graceful_timeout')}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],

@@ -1,0 +1,476 @@
+"""The Usage page's figures: `proration.month_totals` (the month's usage without per-user
+lines) and their cache in `usage_summary`, keyed by the organisation's usage revision, which
+imports bump when usage data changes."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis
+from flask_caching.backends import RedisCache, SimpleCache
+from sqlalchemy import event, func, select, text
+
+from billing_app import config, create_app, usage_summary
+from billing_app.extensions import cache, db
+from billing_app.importer import ANALYZE_AFTER, import_file
+from billing_app.models import Identity, Organisation
+from billing_app.months import Month, available_months
+from billing_app.proration import MonthTotals, MonthUsage, month_totals, month_usage
+from billing_app.proration import monthly_totals as uncached_monthly_totals
+from billing_app.sample_data import organisation_data
+
+from .test_import import northwind
+from .test_proration import ALWAYS, add_tenant
+from .test_usage_page import rows, summary_region
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SUMMARY = "/settings/usage/summary"
+HTMX = {"HX-Request": "true"}
+TODAY = dt.date(2026, 11, 24)
+
+
+def figures(usage: MonthUsage | MonthTotals) -> tuple:
+    """Everything the month summary shows, from either result."""
+    return (
+        usage.organisation_id,
+        usage.month,
+        usage.month_to_date,
+        usage.counted_end,
+        usage.last_counted_day,
+        usage.days_in_month,
+        usage.unit_price,
+        usage.currency,
+        usage.billable_users,
+        usage.billable_days,
+        usage.units,
+        usage.cost,
+        [
+            (
+                t.tenant_id,
+                t.external_id,
+                t.name,
+                t.onboarded_on,
+                t.offboarded_on,
+                t.onboarded_in_month,
+                t.offboarded_in_month,
+                t.paused_in_month,
+                t.billable_users,
+                t.billable_days,
+                t.units,
+                t.cost,
+            )
+            for t in usage.tenants
+        ],
+    )
+
+
+@contextmanager
+def counted_queries() -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def organisation(slug: str = "northwind-msp") -> Organisation:
+    """The organisation as a request would load it: fresh from the database."""
+    db.session.expire_all()
+    return db.session.scalar(select(Organisation).where(Organisation.slug == slug))
+
+
+@pytest.fixture
+def ctx(app) -> Iterator[None]:
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def sample(ctx) -> Organisation:
+    """A sample organisation with what real usage has: tenants onboarded, paused and
+    offboarded mid-month, overlapping periods, a price change in July 2026."""
+    import_file(organisation_data(slug="sample-msp", tenants=12, identities_per_tenant=8, seed=3))
+    return organisation("sample-msp")
+
+
+# --- month_totals: month_usage without the lines ---------------------------------------------
+
+
+def days_to_count_on(month: Month) -> list[dt.date]:
+    """Today as the month's first, a middle and its last day, and a day after it."""
+    return [
+        month.first_day,
+        month.first_day + dt.timedelta(days=14),
+        month.end - dt.timedelta(1),
+        month.end + dt.timedelta(days=3),
+    ]
+
+
+def test_month_totals_are_month_usage_without_the_lines(sample):
+    months = available_months(TODAY)
+    assert sum(t.billable_users for t in month_totals(sample, months[0], TODAY).tenants) > 0
+    for month in months:
+        for today in days_to_count_on(month):
+            assert figures(month_totals(sample, month, today)) == figures(
+                month_usage(sample, month, today)
+            ), (month, today)
+
+
+def test_month_totals_of_tenants_without_users_or_days(ctx):
+    import_file(northwind())
+    northwind_ = organisation()
+    add_tenant(
+        northwind_,
+        "Paused all month",
+        pauses=(("2026-03-01", "2026-04-01"),),
+        users=(("Grace", ALWAYS),),
+    )
+    add_tenant(northwind_, "Nobody", onboarded_on="2026-03-10")
+    for today in (dt.date(2026, 3, 1), dt.date(2026, 3, 20), TODAY):
+        totals = month_totals(northwind_, Month(2026, 3), today)
+        assert figures(totals) == figures(month_usage(northwind_, Month(2026, 3), today))
+    by_name = {t.name: t for t in totals.tenants}
+    assert by_name["Paused all month"].billable_users == 0
+    assert by_name["Paused all month"].paused_in_month
+    assert (by_name["Nobody"].billable_users, by_name["Nobody"].cost) == (0, Decimal(0))
+
+
+def test_month_totals_take_four_queries(sample):
+    with counted_queries() as statements:
+        month_totals(sample, Month(2026, 7), TODAY)
+    assert len(statements) <= 4
+
+
+# --- The cache -------------------------------------------------------------------------------
+
+
+def test_cached_summary_equals_the_computation_and_is_read_without_queries(sample):
+    month = Month(2026, 7)
+    first = usage_summary.month_summary(sample, month, TODAY)
+    assert first == month_totals(sample, month, TODAY)
+    with counted_queries() as statements:
+        again = usage_summary.month_summary(organisation("sample-msp"), month, TODAY)
+    assert again == first
+    assert [s for s in statements if "billable_periods" in s] == []
+
+    chart = usage_summary.chart_totals(sample, TODAY)
+    assert chart == uncached_monthly_totals(sample, TODAY)
+    with counted_queries() as statements:
+        assert usage_summary.chart_totals(sample, TODAY) == chart
+    assert statements == []
+
+
+def test_month_to_date_is_keyed_by_the_day(sample):
+    current = Month.of(TODAY)
+    tomorrow = TODAY + dt.timedelta(days=1)
+    today_figures = usage_summary.month_summary(sample, current, TODAY)
+    tomorrow_figures = usage_summary.month_summary(sample, current, tomorrow)
+    assert today_figures == month_totals(sample, current, TODAY)
+    assert tomorrow_figures == month_totals(sample, current, tomorrow)
+    assert today_figures.last_counted_day == TODAY
+    assert tomorrow_figures.last_counted_day == tomorrow
+    assert tomorrow_figures.billable_days > today_figures.billable_days
+
+    # On the 1st the previous month is complete: no longer month to date, same figures.
+    first = current.end
+    last_day = usage_summary.month_summary(sample, current, current.end - dt.timedelta(1))
+    complete = usage_summary.month_summary(sample, current, first)
+    assert last_day.month_to_date and not complete.month_to_date
+    assert complete.cost == last_day.cost
+
+    chart_today = usage_summary.chart_totals(sample, TODAY)
+    chart_tomorrow = usage_summary.chart_totals(sample, tomorrow)
+    assert chart_tomorrow == uncached_monthly_totals(sample, tomorrow) != chart_today
+
+
+def test_past_months_do_not_depend_on_the_day(sample):
+    usage_summary.month_summary(sample, Month(2026, 3), TODAY)
+    with counted_queries() as statements:
+        later = usage_summary.month_summary(sample, Month(2026, 3), TODAY + dt.timedelta(days=9))
+    assert statements == []
+    assert later == month_totals(sample, Month(2026, 3), TODAY)
+
+
+def test_each_organisation_has_its_own_entries(sample):
+    import_file(northwind())
+    other = organisation()
+    mine = usage_summary.month_summary(sample, Month(2026, 7), TODAY)
+    theirs = usage_summary.month_summary(other, Month(2026, 7), TODAY)
+    assert theirs == month_totals(other, Month(2026, 7), TODAY) != mine
+
+
+def test_a_missing_entry_is_computed_once_however_many_ask(app):
+    calls: list[int] = []
+    results: list[Any] = []
+
+    def compute() -> list[int]:
+        calls.append(1)
+        time.sleep(0.3)
+        return [42]
+
+    def ask() -> None:
+        with app.app_context():
+            results.append(usage_summary._cached("test:single-flight", compute))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [[42]] * 6
+    assert len(calls) == 1
+    with app.app_context():
+        assert cache.get("test:single-flight:computing") is None
+
+
+def test_a_failed_computation_does_not_hold_others_back(ctx):
+    def fail() -> None:
+        raise LookupError("no price")
+
+    with pytest.raises(LookupError):
+        usage_summary._cached("test:failing", fail)
+    assert usage_summary._cached("test:failing", lambda: "computed") == "computed"
+
+
+def test_figures_are_served_when_the_cache_fails(sample, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise ConnectionError("cache down")
+
+    for method in ("get", "set", "add", "delete"):
+        monkeypatch.setattr(cache, method, broken)
+    month = Month(2026, 7)
+    assert usage_summary.month_summary(sample, month, TODAY) == month_totals(sample, month, TODAY)
+    assert usage_summary.chart_totals(sample, TODAY) == uncached_monthly_totals(sample, TODAY)
+
+
+# --- The usage revision ----------------------------------------------------------------------
+
+
+def changed(mutate: Callable[[dict], None]) -> dict:
+    data = northwind()
+    mutate(data)
+    return data
+
+
+def _price(data: dict) -> None:
+    data["organisation"]["prices"][1]["unit_price"] = "3.50"
+
+
+def _new_price(data: dict) -> None:
+    data["organisation"]["prices"].append(
+        {"from_month": "2026-10", "unit_price": "4.00", "currency": "usd"}
+    )
+
+
+def _tenant_name(data: dict) -> None:
+    data["tenants"][0]["name"] = "Contoso Limited"
+
+
+def _offboarding(data: dict) -> None:
+    data["tenants"][0]["offboarded_on"] = "2026-10-01"
+
+
+def _pause(data: dict) -> None:
+    data["tenants"][0]["pauses"].append({"from": "2026-04-01", "until": "2026-04-03"})
+
+
+def _period(data: dict) -> None:
+    data["tenants"][0]["identities"][0]["billable_periods"][0]["until"] = "2026-06-01"
+
+
+def _new_identity(data: dict) -> None:
+    data["tenants"][2]["identities"].append(
+        {
+            "id": "u-9",
+            "display_name": "New",
+            "user_principal_name": "new@x.example",
+            "billable_periods": [{"from": "2026-06-01", "until": None}],
+        }
+    )
+
+
+def _moved_identity(data: dict) -> None:
+    data["tenants"][2]["identities"].append(data["tenants"][1]["identities"].pop())
+
+
+def _new_tenant(data: dict) -> None:
+    tenant = copy.deepcopy(data["tenants"][2])
+    tenant.update(id="t-9", microsoft_tenant_id="00000000-0000-0000-0000-000000000009")
+    data["tenants"].append(tenant)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _price,
+        _new_price,
+        _tenant_name,
+        _offboarding,
+        _pause,
+        _period,
+        _new_identity,
+        _moved_identity,
+        _new_tenant,
+    ],
+)
+def test_import_bumps_the_revision_when_usage_data_changed(ctx, mutate):
+    import_file(northwind())
+    before = organisation().usage_revision
+    import_file(changed(mutate))
+    assert organisation().usage_revision == before + 1
+
+
+def _member(data: dict) -> None:
+    data["members"][1]["name"] = "Fiona F."
+
+
+def _billing_email(data: dict) -> None:
+    data["organisation"]["billing_email"] = "accounts@northwind.example"
+
+
+def _whitelist(data: dict) -> None:
+    data["organisation"]["portal_direct_access"] = True
+
+
+@pytest.mark.parametrize("mutate", [lambda data: None, _member, _billing_email, _whitelist])
+def test_import_keeps_the_revision_when_usage_data_did_not_change(ctx, mutate):
+    import_file(northwind())
+    before = organisation().usage_revision
+    assert before == 1
+    import_file(changed(mutate))
+    assert organisation().usage_revision == before
+
+
+def test_large_import_refreshes_the_planner_statistics(ctx):
+    data = organisation_data(slug="big-msp", tenants=10, identities_per_tenant=100, seed=1)
+    summary = import_file(data)
+    assert summary.records.created >= ANALYZE_AFTER
+    if db.engine.dialect.name == "postgresql":
+        estimated = db.session.scalar(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'identities'::regclass")
+        )
+    else:
+        stat = db.session.scalar(
+            text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'identities' LIMIT 1")
+        )
+        estimated = int(stat.split()[0])
+    assert estimated == db.session.scalar(select(func.count()).select_from(Identity)) == 1000
+
+
+def test_same_file_again_keeps_the_cached_summary(app, auth):
+    with app.app_context():
+        import_file(northwind())
+    auth.login("admin@northwind.example", "demo-admin")
+    first = auth.client.get(f"{SUMMARY}?month=2026-07", headers=HTMX).get_data(as_text=True)
+    with app.app_context():
+        import_file(northwind())
+        assert organisation().usage_revision == 1
+        with counted_queries() as statements:
+            again = auth.client.get(f"{SUMMARY}?month=2026-07", headers=HTMX)
+    assert again.get_data(as_text=True) == first
+    assert [s for s in statements if "billable_periods" in s] == []
+
+
+def test_summary_shows_an_imported_change_at_once(app, auth):
+    with app.app_context():
+        import_file(northwind())
+    auth.login("admin@northwind.example", "demo-admin")
+
+    def total_shown() -> str:
+        response = auth.client.get(f"{SUMMARY}?month=2026-07", headers=HTMX)
+        [total] = rows(summary_region(response).by_id("usage-table"), "tfoot")
+        return total[-1]
+
+    assert total_shown() == "$6.50"  # Grace and Alan, all July at 3.25
+    assert total_shown() == "$6.50"  # now from the cache
+    # Grace's period ends on 1 June instead of staying open: July loses her.
+    with app.app_context():
+        import_file(changed(_period))
+        assert organisation().usage_revision == 2
+        assert month_usage(organisation(), Month(2026, 7), TODAY).cost == Decimal("3.25")
+    assert total_shown() == "$3.25"
+
+
+# --- Settings, and a cache shared through Redis ----------------------------------------------
+
+
+def test_cache_settings(monkeypatch):
+    monkeypatch.delenv("CACHE_KEY_PREFIX", raising=False)
+    assert config._cache("") == {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": "petra-cache:"}
+    redis_settings = config._cache("redis://cache.internal:6379/2")
+    assert redis_settings["CACHE_TYPE"] == "RedisCache"
+    assert redis_settings["CACHE_REDIS_URL"] == "redis://cache.internal:6379/2"
+    monkeypatch.setenv("CACHE_KEY_PREFIX", "staging:")
+    assert config._cache("rediss://cache.internal")["CACHE_KEY_PREFIX"] == "staging:"
+    with pytest.raises(config.ConfigError, match="CACHE_URL must be a Redis URL"):
+        config._cache("memcached://cache.internal")
+
+
+def test_factory_makes_the_cache_from_cache_url(monkeypatch, tmp_path):
+    monkeypatch.delenv("CACHE_URL", raising=False)
+    database = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    app = create_app(database)
+    assert isinstance(app.extensions["cache"][cache], SimpleCache)
+    monkeypatch.setenv("CACHE_URL", REDIS_URL)
+    app = create_app(database)
+    assert isinstance(app.extensions["cache"][cache], RedisCache)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    store = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    store.ping()
+    prefix = f"petra-test-{uuid.uuid4().hex}:"
+    yield prefix
+    keys = list(store.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        store.delete(*keys)
+    store.close()
+
+
+def test_workers_share_the_figures_through_redis(app, sample, redis_prefix):
+    """Two apps (as two gunicorn workers) on one Redis: what one computed, the other reads."""
+    month = Month(2026, 7)
+    first, second = (
+        create_app(
+            {
+                "TESTING": True,
+                "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                "CACHE_TYPE": "RedisCache",
+                "CACHE_REDIS_URL": REDIS_URL,
+                "CACHE_KEY_PREFIX": redis_prefix,
+            }
+        )
+        for _ in range(2)
+    )
+    with first.app_context():
+        computed = usage_summary.month_summary(organisation("sample-msp"), month, TODAY)
+    with second.app_context():
+        with counted_queries() as statements:
+            read = usage_summary.month_summary(organisation("sample-msp"), month, TODAY)
+        assert [s for s in statements if "billable_periods" in s] == []
+        db.engine.dispose()
+    with first.app_context():
+        db.engine.dispose()
+    assert read == computed == month_totals(sample, month, TODAY)
+    store = redis.Redis.from_url(REDIS_URL)
+    keys = [key.decode() for key in store.scan_iter(match=f"{redis_prefix}*")]
+    store.close()
+    assert keys == [
+        f"{redis_prefix}usage1:month:{sample.id}:{sample.usage_revision}:{month}:closed"
+    ]
