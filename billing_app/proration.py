@@ -555,23 +555,12 @@ def month_usage(organisation: Organisation, month: Month, today: dt.date) -> Mon
             )
         )
 
-    total_days = sum(t.billable_days for t in tenants)
     return MonthUsage(
         organisation_id=organisation.id,
         organisation_slug=organisation.slug,
         organisation_name=organisation.name,
-        month=month,
         today=today,
-        month_to_date=month.first_day <= today < month.end,
-        counted_end=counted_end,
-        days_in_month=days_in_month,
-        unit_price=unit_price,
-        currency=currency,
-        tenants=tuple(tenants),
-        billable_users=sum(t.billable_users for t in tenants),
-        billable_days=total_days,
-        units=prorated_units(total_days, days_in_month),
-        cost=sum((t.cost for t in tenants), _ZERO),
+        **_month_fields(month, today, counted_end, unit_price, currency, tenants),
     )
 
 
@@ -626,21 +615,36 @@ def month_totals(organisation: Organisation, month: Month, today: dt.date) -> Mo
             )
         )
 
-    total_days = sum(t.billable_days for t in tenants)
     return MonthTotals(
         organisation_id=organisation.id,
-        month=month,
-        month_to_date=month.first_day <= today < month.end,
-        counted_end=counted_end,
-        days_in_month=days_in_month,
-        unit_price=unit_price,
-        currency=currency,
-        tenants=tuple(tenants),
-        billable_users=sum(t.billable_users for t in tenants),
-        billable_days=total_days,
-        units=prorated_units(total_days, days_in_month),
-        cost=sum((t.cost for t in tenants), _ZERO),
+        **_month_fields(month, today, counted_end, unit_price, currency, tenants),
     )
+
+
+def _month_fields(
+    month: Month,
+    today: dt.date,
+    counted_end: dt.date,
+    unit_price: Decimal,
+    currency: str,
+    tenants: list,
+) -> dict[str, Any]:
+    """What a month's usage and its totals share: the month, its price, and the sums of the
+    tenants' figures (the cost being the sum of their rounded costs)."""
+    total_days = sum(t.billable_days for t in tenants)
+    return {
+        "month": month,
+        "month_to_date": month.first_day <= today < month.end,
+        "counted_end": counted_end,
+        "days_in_month": month.days,
+        "unit_price": unit_price,
+        "currency": currency,
+        "tenants": tuple(tenants),
+        "billable_users": sum(t.billable_users for t in tenants),
+        "billable_days": total_days,
+        "units": prorated_units(total_days, month.days),
+        "cost": sum((t.cost for t in tenants), _ZERO),
+    }
 
 
 def monthly_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month, Decimal]]:
