@@ -29,7 +29,7 @@ SUMMARY_SHEET = "Summary"
 _RESERVED_SHEET_NAMES = ("History", SUMMARY_SHEET)
 _FORBIDDEN_IN_SHEET_NAMES = str.maketrans("[]:*?/\\", "()-----")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
-_CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 _DATE_FORMAT = "yyyy-mm-dd"
 _DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
@@ -130,7 +130,7 @@ def internal_link(sheet_name: str) -> str:
 def money_format(currency: str, decimals: str = "00") -> str:
     """An Excel number format for amounts in `currency` (a symbol for USD, EUR and GBP,
     otherwise the ISO code)."""
-    symbol = _CURRENCY_SYMBOLS.get(currency.lower())
+    symbol = CURRENCY_SYMBOLS.get(currency.lower())
     if symbol:
         return f'"{symbol}"#,##0.{decimals}'
     code = re.sub(r"[^A-Z]", "", currency.upper()) or "?"

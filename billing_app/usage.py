@@ -19,7 +19,7 @@ from .models import Organisation
 from .months import Month, MonthNotAvailable, available_months, parse_requested_month, today_utc
 from .permissions import Action, can, is_htmx, requires
 from .proration import MonthTotals, MonthUsage, NoPriceError, month_usage
-from .report import report_filename, write_report
+from .report import CURRENCY_SYMBOLS, report_filename, write_report
 from .usage_summary import chart_totals, month_summary, remembered
 
 bp = Blueprint("usage", __name__, url_prefix="/settings/usage")
@@ -27,7 +27,6 @@ log = logging.getLogger("billing_app.billing")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 VARY = {"Vary": "HX-Request"}
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 
 @dataclass(frozen=True, slots=True)
