@@ -199,53 +199,6 @@ class UserLine:
 
 
 @dataclass(frozen=True, slots=True)
-class TenantUsage:
-    """A tenant onboarded at some point in the month, with its billable users."""
-
-    tenant_id: int
-    external_id: str
-    name: str
-    microsoft_tenant_id: str
-    onboarded_on: dt.date
-    offboarded_on: dt.date | None
-    onboarded_in_month: bool
-    offboarded_in_month: bool
-    paused_in_month: bool
-    lines: tuple[UserLine, ...]
-    billable_users: int
-    billable_days: int
-    units: Decimal
-    cost: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class MonthUsage:
-    """An organisation's usage in a month, counted on `today`."""
-
-    organisation_id: int
-    organisation_slug: str
-    organisation_name: str
-    month: Month
-    today: dt.date
-    month_to_date: bool
-    """The month is the current one: days after today are not counted yet."""
-    counted_end: dt.date
-    """The day after the last counted day (the month's end unless month to date)."""
-    days_in_month: int
-    unit_price: Decimal
-    currency: str
-    tenants: tuple[TenantUsage, ...]
-    billable_users: int
-    billable_days: int
-    units: Decimal
-    cost: Decimal
-
-    @property
-    def last_counted_day(self) -> dt.date:
-        return self.counted_end - dt.timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
 class TenantTotals:
     """A tenant's figures in a month, as in `TenantUsage` but without its users."""
 
@@ -287,6 +240,24 @@ class MonthTotals:
     @property
     def last_counted_day(self) -> dt.date:
         return self.counted_end - dt.timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantUsage(TenantTotals):
+    """A tenant onboarded at some point in the month, with its billable users."""
+
+    microsoft_tenant_id: str
+    lines: tuple[UserLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthUsage(MonthTotals):
+    """An organisation's usage in a month, counted on `today`, with every user's line."""
+
+    organisation_slug: str
+    organisation_name: str
+    today: dt.date
+    tenants: tuple[TenantUsage, ...]
 
 
 # --- Loading ---------------------------------------------------------------------------------
