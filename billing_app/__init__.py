@@ -65,6 +65,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import billing_email_views
 
     app.register_blueprint(billing_email_views.bp)
+    from .invoices import views as invoices_views
+
+    app.register_blueprint(invoices_views.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
 

@@ -89,6 +89,8 @@ def from_environment(instance_path: Path) -> dict:
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET"),
         "STRIPE_TIMEOUT": float(os.environ.get("STRIPE_TIMEOUT", "10")),
         "STRIPE_MAX_RETRIES": int(os.environ.get("STRIPE_MAX_RETRIES", "2")),
+        "STRIPE_READ_TIMEOUT": float(os.environ.get("STRIPE_READ_TIMEOUT", "2")),
+        "STRIPE_READ_MAX_RETRIES": int(os.environ.get("STRIPE_READ_MAX_RETRIES", "1")),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "petra"),
         **_cache(os.environ.get("CACHE_URL", "").strip()),

@@ -25,6 +25,7 @@ class Action(enum.StrEnum):
     CHANGE_BILLING_EMAIL = "change_billing_email"
     OPEN_BILLING_PORTAL = "open_billing_portal"
     DOWNLOAD_REPORT = "download_report"
+    SEE_INVOICES = "see_invoices"
 
 
 MATRIX: dict[Action, frozenset[Role]] = {
@@ -32,6 +33,7 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.CHANGE_BILLING_EMAIL: frozenset({Role.ADMIN}),
     Action.OPEN_BILLING_PORTAL: frozenset({Role.ADMIN, Role.BILLING}),
     Action.DOWNLOAD_REPORT: frozenset({Role.ADMIN, Role.FULL_MEMBER, Role.BILLING}),
+    Action.SEE_INVOICES: frozenset({Role.ADMIN, Role.BILLING}),
 }
 
 

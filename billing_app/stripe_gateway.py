@@ -38,11 +38,54 @@ def stripe_failure(error: stripe.StripeError) -> StripeRequestFailed:
     return StripeRequestFailed("Stripe refused the request.", "refused")
 
 
+@dataclass(frozen=True, slots=True)
+class StripeInvoice:
+    """An invoice as Stripe holds it: amounts in integer minor units, times in Unix seconds."""
+
+    id: str
+    customer: str | None
+    number: str | None
+    status: str | None
+    amount_due: int
+    amount_paid: int
+    currency: str
+    created: int
+    due_date: int | None
+    period_start: int | None
+    period_end: int | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+
+
+def _invoice(invoice: stripe.Invoice) -> StripeInvoice:
+    def field(name: str):
+        return getattr(invoice, name, None)
+
+    customer = field("customer")
+    return StripeInvoice(
+        id=invoice.id,
+        customer=customer if isinstance(customer, str) else getattr(customer, "id", None),
+        number=field("number"),
+        status=field("status"),
+        amount_due=int(field("amount_due") or 0),
+        amount_paid=int(field("amount_paid") or 0),
+        currency=str(field("currency") or ""),
+        created=int(field("created") or 0),
+        due_date=field("due_date"),
+        period_start=field("period_start"),
+        period_end=field("period_end"),
+        hosted_invoice_url=field("hosted_invoice_url"),
+        invoice_pdf=field("invoice_pdf"),
+    )
+
+
 @dataclass
 class StripeGateway:
     """Billing operations on the organisation's Stripe customer."""
 
     client: stripe.StripeClient
+    reader: stripe.StripeClient | None = None
+    """The client for reads a page waits on (invoices): a short timeout and few retries."""
 
     def create_customer(self, *, name: str, email: str, slug: str) -> str:
         """Create a Stripe customer for an organisation and return its id."""
@@ -99,6 +142,28 @@ class StripeGateway:
             raise stripe_failure(error) from error
         return [customer.id for customer in customers.data]
 
+    def list_invoices(self, customer_id: str, limit: int = 12) -> list[StripeInvoice]:
+        """The customer's latest invoices, newest first (up to `limit`, drafts included)."""
+        try:
+            invoices = (self.reader or self.client).v1.invoices.list(
+                params={"customer": customer_id, "limit": limit}
+            )
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
+        return [_invoice(invoice) for invoice in invoices.data]
+
+    def invoice(self, invoice_id: str) -> StripeInvoice | None:
+        """One invoice with its current links (Stripe's links expire); None if Stripe has none."""
+        try:
+            invoice = (self.reader or self.client).v1.invoices.retrieve(invoice_id)
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing" or error.http_status == 404:
+                return None
+            raise stripe_failure(error) from error
+        except stripe.StripeError as error:
+            raise stripe_failure(error) from error
+        return _invoice(invoice)
+
     def customer_email(self, customer_id: str) -> str | None:
         """The customer's current email at Stripe."""
         try:
@@ -117,19 +182,22 @@ def stripe_time(response: stripe.StripeResponse | None) -> int:
         return int(time.time())
 
 
-def build_client(app: Flask) -> stripe.StripeClient:
-    """A Stripe client configured from the app's settings."""
+def build_client(app: Flask, *, reads: bool = False) -> stripe.StripeClient:
+    """A Stripe client configured from the app's settings; `reads`: the one for page reads."""
     base = app.config.get("STRIPE_API_BASE")
+    prefix = "STRIPE_READ_" if reads else "STRIPE_"
     return stripe.StripeClient(
         app.config.get("STRIPE_SECRET_KEY") or "sk_missing",
         base_addresses={"api": base} if base else None,
-        max_network_retries=app.config["STRIPE_MAX_RETRIES"],
-        http_client=stripe.RequestsClient(timeout=app.config["STRIPE_TIMEOUT"]),
+        max_network_retries=app.config[prefix + "MAX_RETRIES"],
+        http_client=stripe.RequestsClient(timeout=app.config[prefix + "TIMEOUT"]),
     )
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["stripe_gateway"] = StripeGateway(build_client(app))
+    app.extensions["stripe_gateway"] = StripeGateway(
+        build_client(app), build_client(app, reads=True)
+    )
 
 
 def gateway() -> StripeGateway:

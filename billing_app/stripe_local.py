@@ -735,6 +735,9 @@ def create_app(portal_session_ttl: float = PORTAL_SESSION_TTL) -> web.Applicatio
     router.add_delete("/_requests", emulator.clear_requests)
     router.add_delete("/_config/data", emulator.clear_data)
     router.add_get("/_health", emulator.health)
+    from dev.stripe_local import invoices
+
+    invoices.install(app, ls_resources, web)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         for route in ls_server.app.router.routes():

@@ -88,6 +88,8 @@ def _test_config(database_url: str, stripe_server: LocalStripe) -> dict:
         "STRIPE_WEBHOOK_SECRET": "whsec_test_" + secrets.token_hex(8),
         "STRIPE_TIMEOUT": 2.0,
         "STRIPE_MAX_RETRIES": 0,
+        "STRIPE_READ_TIMEOUT": 1.0,
+        "STRIPE_READ_MAX_RETRIES": 0,
         "RATELIMIT_STORAGE_URI": "memory://",
         # A cache of the app's own, whatever CACHE_URL says: each test starts with it empty.
         "CACHE_TYPE": "SimpleCache",

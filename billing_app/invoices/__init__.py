@@ -1,0 +1,1 @@
+"""The organisation's Stripe invoices on the Usage page, read live from Stripe."""
