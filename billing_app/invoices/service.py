@@ -27,8 +27,27 @@ DAYS_UNTIL_DUE = 30
 INVOICE_ID = re.compile(r"in_[A-Za-z0-9]{1,64}")
 
 # Stripe's zero-decimal currencies: their amounts are whole units, not hundredths.
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+ZERO_DECIMAL = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
 
 class InvoiceState(enum.StrEnum):
@@ -87,7 +106,7 @@ class InvoiceRow:
             return self.month.label
         if self.period_first == self.period_last:
             return day_label(self.period_first)
-        return f"{day_label(self.period_first)} – {day_label(self.period_last)}"
+        return f"{day_label(self.period_first)} to {day_label(self.period_last)}"
 
     @property
     def due_label(self) -> str | None:
