@@ -22,7 +22,7 @@ $(VENV)/.test: $(VENV)/.dev
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	touch $@
 
-## run: migrate, import the demo data, start the local Stripe server and the app
+## run: migrate, import the demo data, start the local Stripe server (with demo invoices) and the app
 run: $(VENV)/.dev
 	$(FLASK) db upgrade
 	$(FLASK) usage import $(DEMO_FILE)
@@ -36,6 +36,7 @@ run: $(VENV)/.dev
 	$(BIN)/python -m billing_app.stripe_local --wait http://127.0.0.1:$(STRIPE_PORT) \
 	  --webhook http://$(HOST):$(PORT)/webhooks/stripe --webhook-event customer.updated; \
 	$(FLASK) billing link-stripe northwind-msp; \
+	$(FLASK) demo invoices northwind-msp; \
 	$(FLASK) demo sign-ins $(DEMO_FILE); \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 

@@ -1,4 +1,4 @@
-"""Commands: `flask usage import`, `flask billing ...` staff actions, `flask demo sign-ins`."""
+"""Commands: `flask usage import`, `flask billing ...` staff actions, `flask demo ...`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -106,6 +106,46 @@ def demo_sign_ins(file: Path) -> None:
     click.echo("Demo sign-ins (email / password / role):")
     for member in data.get("members", []):
         click.echo(f"  {member['email']:<32} {member.get('password', '-'):<20} {member['role']}")
+
+
+@demo_cli.command("invoices")
+@click.argument("slug", metavar="ORG")
+def demo_invoices(slug: str) -> None:
+    """Give the organisation's customer on the local Stripe server a year of invoices."""
+    try:
+        from dev.stripe_local.invoices import create_invoices, demo_year
+    except ImportError as error:
+        raise click.ClickException("Demo invoices need the development tools (dev/).") from error
+    from .months import FIRST_MONTH, available_months, today_utc
+    from .proration import NoPriceError
+    from .stripe_gateway import StripeUnavailable, gateway
+    from .usage_summary import month_summary
+
+    organisation = _organisation(slug)
+    customer = organisation.stripe_customer_id
+    if not customer:
+        raise click.ClickException(f"{slug} has no Stripe customer: run billing link-stripe first.")
+    try:
+        if gateway().list_invoices(customer, limit=1):
+            click.echo(f"{slug} already has invoices at Stripe; nothing created.")
+            return
+    except StripeUnavailable as error:
+        raise click.ClickException(f"{slug} got no invoices: {error}") from error
+    today = today_utc()
+    amounts, currency = {}, "usd"
+    for month in available_months(today)[1:13]:
+        try:
+            totals = month_summary(organisation, month, today)
+        except NoPriceError:
+            continue
+        amounts[str(month)] = int(totals.cost.scaleb(2).to_integral_value())
+        currency = totals.currency
+    specs = demo_year(today, amounts, currency, since=FIRST_MONTH.first_day)
+    try:
+        created = create_invoices(current_app.config["STRIPE_API_BASE"], customer, specs)
+    except (OSError, RuntimeError) as error:
+        raise click.ClickException(f"{slug} got no invoices: {error}") from error
+    click.echo(f"{slug} now has {len(created)} invoices at Stripe customer {customer}.")
 
 
 def init_app(app: Flask) -> None:

@@ -34,6 +34,12 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/settings/usage/report"): {
         "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
     },
+    ("GET", "/settings/usage/invoices"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
+    ("GET", "/settings/usage/invoices/<invoice_id>"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
 }  # fmt: skip
 
 MATRIX_CELLS = {
@@ -53,6 +59,10 @@ MATRIX_CELLS = {
     ("download_report", "full_member"): True,
     ("download_report", "billing"): True,
     ("download_report", "external_guest"): False,
+    ("see_invoices", "admin"): True,
+    ("see_invoices", "full_member"): False,
+    ("see_invoices", "billing"): True,
+    ("see_invoices", "external_guest"): False,
 }
 
 

@@ -8,10 +8,10 @@ payment out of band, and a hosted invoice page and PDF. As at Stripe, those two 
 last: every retrieve (or list) hands out new ones, each valid for ``LINK_TTL`` seconds.
 
 Test-only endpoint (no API key needed): ``POST /_invoices`` with JSON ``{"customer": "cus_…",
-"invoices": [spec, …]}`` creates finalized invoices, where a spec is ``period`` (``YYYY-MM``)
-or ``period_start``/``period_end`` (``YYYY-MM-DD``, end exclusive), ``amount`` (integer minor
-units), ``currency``, ``status`` (``open``, ``paid``, ``void``, ``uncollectible``) and optional
-``created`` (``YYYY-MM-DD``, default the period's end: issued at month end) and
+"invoices": [spec, …]}`` creates invoices, where a spec is ``period`` (``YYYY-MM``) or
+``period_start``/``period_end`` (``YYYY-MM-DD``, end exclusive), ``amount`` (integer minor
+units), ``currency``, ``status`` (``draft``, ``open``, ``paid``, ``void``, ``uncollectible``)
+and optional ``created`` (``YYYY-MM-DD``, default the period's end: issued at month end) and
 ``days_until_due`` (default 30). Instead of ``customer``, ``organisation`` names the newest
 customer whose ``metadata[organisation]`` is that slug. It answers the created invoices.
 
@@ -37,7 +37,7 @@ from typing import Any
 
 LINK_TTL = 3600.0
 DAYS_UNTIL_DUE = 30
-STATUSES = ("open", "paid", "void", "uncollectible")
+STATUSES = ("draft", "open", "paid", "void", "uncollectible")
 PAGE_PATH = "/p/invoices/{token}"
 PDF_PATH = "/p/invoices/{token}/pdf"
 
@@ -140,11 +140,13 @@ def invoice_class(ls_resources: Any) -> type:
             self.collection_method = "send_invoice"
             self.billing_reason = "manual"
             self.currency = spec["currency"]
+            status = spec["status"]
+            if status == "draft":
+                return
             self._number = _invoice_number(customer, ls_resources.store)
             self._due_date = spec["created"] + spec["days_until_due"] * 86400
             self._draft = False
             self.status_transitions["finalized_at"] = spec["created"]
-            status = spec["status"]
             if status == "paid":
                 self._paid_out_of_band = True
                 self.status_transitions["paid_at"] = min(self._due_date, int(time.time()))
