@@ -193,7 +193,8 @@ def stripe_problem(failure: StripeUnavailable) -> InvoicesProblem:
     """The problem to show for a failed Stripe read, of the same kinds as the portal's."""
     reason = failure.reason if isinstance(failure, StripeRequestFailed) else "error"
     status, title, message = _PROBLEMS.get(
-        reason, (502, "Stripe had a problem", "Stripe answered with an error.")
+        reason,
+        (502, "Stripe had a problem", "Stripe answered with an error; try again in a minute."),
     )
     return InvoicesProblem(status, reason, title, message)
 
