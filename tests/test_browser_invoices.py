@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from dev.stripe_local.invoices import create_invoices
 from tests.browser_fixtures import sign_in
 from tests.conftest import PASSWORD
+from tests.test_accessibility import AXE_FILE, axe_violations
 
 pytestmark = pytest.mark.browser
 
@@ -129,3 +130,15 @@ def test_no_sideways_scroll_on_a_phone(page, invoices, width):
     expect(links).to_have_count(2)
     box = links.last.bounding_box()
     assert box is not None and box["x"] + box["width"] <= width
+
+
+def test_the_section_passes_axe_loaded_and_failing(page, invoices, stripe_server):
+    page.add_init_script(AXE_FILE.read_text(encoding="utf-8"))
+    sign_in(page, "billing@northwind-msp.example", PASSWORD)
+    expect(page.locator("#invoices-table tbody tr")).to_have_count(5)
+    assert axe_violations(page) == []
+
+    stripe_server.fault(method="GET", path="^/v1/invoices$", status=503)
+    page.reload()
+    expect(page.locator("#invoices-problem")).to_be_visible()
+    assert axe_violations(page) == []

@@ -326,6 +326,15 @@ def test_organisation_without_a_stripe_customer(app, auth, stripe_server):
     assert stripe_server.requests("/v1/invoices") == []
 
 
+def test_customer_stripe_no_longer_knows(app, auth, stripe_server):
+    with app.app_context():
+        make_organisation(stripe_customer_id="cus_gone")
+    auth.as_role("admin")
+    response = section(auth)
+    assert response.status_code == 409
+    assert "Stripe account not found" in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize(
     ("fault", "status", "says"),
     [

@@ -116,6 +116,13 @@ def test_list_is_by_customer_newest_first_with_limit_and_starting_after(
     assert {i.customer for i in first.data + rest.data} == {customer}
 
 
+def test_listing_for_an_unknown_customer_is_resource_missing(stripe_client):
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        stripe_client.v1.invoices.list(params={"customer": "cus_nobody"})
+    assert raised.value.code == "resource_missing"
+    assert raised.value.param == "customer"
+
+
 def test_unknown_invoice_is_stripes_404(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as raised:
         stripe_client.v1.invoices.retrieve("in_doesnotexist")

@@ -309,6 +309,17 @@ def install(app: Any, ls_resources: Any, web: Any) -> None:
     @web.middleware
     async def remember_base_url(request, handler):
         _base_url.set(f"{request.scheme}://{request.host}")
+        customer = request.query.get("customer")
+        unknown = customer is not None and f"customer:{customer}" not in ls_resources.store
+        if request.path == "/v1/invoices" and unknown:
+            # As Stripe answers a list filtered by a customer it does not know.
+            error = {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "param": "customer",
+                "message": f"No such customer: '{customer}'",
+            }
+            return web.json_response({"error": error}, status=400)
         return await handler(request)
 
     def find(token: str) -> Any:
