@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import stripe
 
-from dev.stripe_local.invoices import create_invoices, demo_year, parse_spec
+from dev.stripe_local.invoices import create_invoices, demo_year, main, parse_spec
 
 FIELDS = (
     "number",
@@ -231,3 +231,11 @@ def test_demo_year_has_paid_open_overdue_and_void_invoices():
 def test_demo_year_starts_no_earlier_than_asked():
     specs = demo_year(dt.date(2026, 12, 1), since=dt.date(2026, 1, 1))
     assert specs[0]["period"] == "2026-01" and specs[-1]["period"] == "2026-11"
+
+
+def test_command_gives_a_customer_a_year(stripe_server, stripe_client, customer, capsys):
+    main(["--api-base", stripe_server.api_base, "--today", "2027-01-10", customer])
+    assert f"Created 13 invoices for {customer}." in capsys.readouterr().out
+    invoices = stripe_client.v1.invoices.list(params={"customer": customer, "limit": 20}).data
+    assert len(invoices) == 13
+    assert invoices[0].period_start == utc("2026-12-01") and invoices[0].status == "open"

@@ -12,8 +12,7 @@ Test-only endpoint (no API key needed): ``POST /_invoices`` with JSON ``{"custom
 ``period_start``/``period_end`` (``YYYY-MM-DD``, end exclusive), ``amount`` (integer minor
 units), ``currency``, ``status`` (``draft``, ``open``, ``paid``, ``void``, ``uncollectible``)
 and optional ``created`` (``YYYY-MM-DD``, default the period's end: issued at month end) and
-``days_until_due`` (default 30). Instead of ``customer``, ``organisation`` names the newest
-customer whose ``metadata[organisation]`` is that slug. It answers the created invoices.
+``days_until_due`` (default 30). It answers the created invoices.
 
 ``python -m dev.stripe_local.invoices --api-base URL CUSTOMER`` gives a customer a year of
 invoices (see :func:`demo_year`); tests call :func:`create_invoices`.
@@ -388,15 +387,6 @@ def install(app: Any, ls_resources: Any, web: Any) -> None:
 
 def _customer(data: dict, ls_resources: Any) -> str:
     customer = data.get("customer")
-    if customer is None and isinstance(data.get("organisation"), str):
-        matches = [
-            value
-            for key, value in list(ls_resources.store.items())
-            if key.startswith("customer:")
-            and (getattr(value, "metadata", None) or {}).get("organisation") == data["organisation"]
-        ]
-        if matches:
-            customer = max(matches, key=lambda c: c.created).id
     if not isinstance(customer, str) or f"customer:{customer}" not in ls_resources.store:
         raise InvoiceSpecError(f"no such customer: {customer!r}")
     return customer
