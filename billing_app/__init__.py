@@ -55,16 +55,18 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     stripe_gateway.init_app(app)
 
-    from . import auth, errors, health, portal_views, usage, webhooks
+    from . import errors, health
+    from .auth import views as auth
+    from .billing_email import views as billing_email
+    from .portal import views as portal
+    from .usage import views as usage
+    from .webhooks import views as webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(usage.bp)
-    app.register_blueprint(portal_views.bp)
+    app.register_blueprint(portal.bp)
     app.register_blueprint(webhooks.bp)
-
-    from . import billing_email_views
-
-    app.register_blueprint(billing_email_views.bp)
+    app.register_blueprint(billing_email.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
 

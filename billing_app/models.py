@@ -51,7 +51,7 @@ class Organisation(db.Model):
     billing_email_stripe_ts: Mapped[int | None] = mapped_column(BigInteger)
     # Bumped whenever anything that affects the organisation's usage figures changes (prices,
     # tenants, pauses, identities, billable periods), so that cached summaries keyed by it
-    # are never shown stale (see usage_summary.py).
+    # are never shown stale (see figures/cache.py).
     usage_revision: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def bump_usage_revision(self) -> None:

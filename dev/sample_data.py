@@ -6,8 +6,8 @@ and leaving mid-month, with overlapping billable periods; a price change; tenant
 names that are long, carry characters Excel forbids in sheet names, look like
 formulas or are not ASCII.
 
-    python -m billing_app.sample_data --demo > billing_app/demo/northwind.json
-    python -m billing_app.sample_data --slug big-msp --tenants 1000 --identities-per-tenant 100
+    python -m dev.sample_data --demo > dev/demo/northwind.json
+    python -m dev.sample_data --slug big-msp --tenants 1000 --identities-per-tenant 100
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import unicodedata
 import uuid
 from typing import Any
 
-from .permissions import Role
+from billing_app.permissions import Role
 
 START = dt.date(2026, 1, 1)
 TODAY = dt.date(2026, 11, 24)

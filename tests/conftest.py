@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from billing_app import create_app, logs
 from billing_app.extensions import db
 from billing_app.models import Member, Organisation, Price
-from billing_app.stripe_local import LocalStripe
+from dev.stripe_local import LocalStripe
 
 ROLES = ("admin", "full_member", "billing", "external_guest")
 PASSWORD = "correct horse battery staple"
@@ -282,6 +282,3 @@ def billing_log() -> Iterator[BillingLog]:
 def org(organisation) -> Organisation:
     """Northwind, as the `organisation` fixture (id and Stripe customer loaded)."""
     return organisation
-
-
-pytest_plugins = ["tests.browser_fixtures"]

@@ -10,8 +10,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from billing_app import billing_email
-from billing_app.billing_email import InvalidEmail, idempotency_key, normalise
+from billing_app.billing_email import service as billing_email
+from billing_app.billing_email.service import InvalidEmail, idempotency_key, normalise
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
 from tests.conftest import make_organisation, unique_email

@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from billing_app.extensions import db
-from billing_app.importer import InvalidImportFile, import_file, parse_file
+from billing_app.importer.writer import InvalidImportFile, import_file, parse_file
 from billing_app.models import (
     AuditEvent,
     BillablePeriod,
@@ -27,12 +27,12 @@ from billing_app.models import (
     Tenant,
     TenantPause,
 )
-from billing_app.portal import WHITELIST_AUDIT_ACTION
-from billing_app.sample_data import demo_data, organisation_data
+from billing_app.portal.service import WHITELIST_AUDIT_ACTION
+from dev.sample_data import demo_data, organisation_data
 
 from .conftest import make_organisation
 
-DEMO_FILE = Path(__file__).resolve().parent.parent / "billing_app" / "demo" / "northwind.json"
+DEMO_FILE = Path(__file__).resolve().parent.parent / "dev" / "demo" / "northwind.json"
 
 
 def northwind() -> dict[str, Any]:

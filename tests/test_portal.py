@@ -11,9 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from billing_app import portal, stripe_gateway
+from billing_app import stripe_gateway
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
+from billing_app.portal import service as portal
 from billing_app.stripe_gateway import StripeRequestFailed, gateway
 from tests.conftest import CSRF_INPUT, Auth, update_organisation
 

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from billing_app.extensions import db
-from billing_app.models import BillablePeriod, Identity, Organisation, Price, Tenant, TenantPause
-from billing_app.months import (
+from billing_app.figures.months import (
     FIRST_MONTH,
     Month,
     MonthNotAvailable,
@@ -21,7 +20,7 @@ from billing_app.months import (
     parse_requested_month,
     today_utc,
 )
-from billing_app.proration import (
+from billing_app.figures.proration import (
     BillableDays,
     NoPriceError,
     billable_days,
@@ -31,6 +30,7 @@ from billing_app.proration import (
     prorated_cost,
     prorated_units,
 )
+from billing_app.models import BillablePeriod, Identity, Organisation, Price, Tenant, TenantPause
 
 from .conftest import make_organisation
 

@@ -15,9 +15,15 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from billing_app.months import Month
-from billing_app.proration import MonthUsage, TenantUsage, UserLine, month_usage, prorated_cost
-from billing_app.report import (
+from billing_app.figures.months import Month
+from billing_app.figures.proration import (
+    MonthUsage,
+    TenantUsage,
+    UserLine,
+    month_usage,
+    prorated_cost,
+)
+from billing_app.reports.writer import (
     CELL_TEXT_LIMIT,
     SUMMARY_HEADER_ROW,
     TENANT_COLUMNS,

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from billing_app import config, create_app
 from billing_app.security import content_security_policy
-from tests.browser_fixtures import sign_in
+from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -13,17 +13,17 @@ import pytest
 from sqlalchemy import select
 
 from billing_app.extensions import db
-from billing_app.models import Organisation
-from billing_app.months import (
+from billing_app.figures.months import (
     Month,
     MonthNotAvailable,
     available_months,
     parse_requested_month,
     today_utc,
 )
-from billing_app.proration import month_usage, monthly_totals
-from billing_app.report import sheet_names
-from billing_app.usage import format_money
+from billing_app.figures.proration import month_usage, monthly_totals
+from billing_app.models import Organisation
+from billing_app.reports.writer import sheet_names
+from billing_app.usage.views import format_money
 
 from .conftest import make_organisation
 from .test_proration import ALWAYS, add_tenant

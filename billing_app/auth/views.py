@@ -8,9 +8,9 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
-from .extensions import db, limiter, login_manager
-from .forms import LoginForm
-from .models import Member
+from billing_app.auth.forms import LoginForm
+from billing_app.extensions import db, limiter, login_manager
+from billing_app.models import Member
 
 bp = Blueprint("auth", __name__)
 

@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from .extensions import db
-from .models import AuditEvent, Member, Organisation, StripeEvent, utcnow
-from .stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
+from billing_app.extensions import db
+from billing_app.models import AuditEvent, Member, Organisation, StripeEvent, utcnow
+from billing_app.stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
 
 log = logging.getLogger("billing_app.billing")
 

@@ -10,11 +10,12 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Regexp
 
-from . import billing_email, usage
-from .billing_email import Change, InvalidEmail, Outcome, Result
-from .extensions import limiter
-from .permissions import Action, is_htmx, requires
-from .stripe_gateway import gateway
+from billing_app.billing_email import service as billing_email
+from billing_app.billing_email.service import Change, InvalidEmail, Outcome, Result
+from billing_app.extensions import limiter
+from billing_app.permissions import Action, is_htmx, requires
+from billing_app.stripe_gateway import gateway
+from billing_app.usage import views as usage
 
 bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
 

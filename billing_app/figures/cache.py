@@ -39,10 +39,10 @@ from typing import Any, TypeVar
 
 from flask import current_app
 
-from .extensions import cache
-from .models import Organisation
-from .months import Month
-from .proration import MonthTotals, month_totals, monthly_totals
+from billing_app.extensions import cache
+from billing_app.figures.months import Month
+from billing_app.figures.proration import MonthTotals, month_totals, monthly_totals
+from billing_app.models import Organisation
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ class Memo:
 
 def _memo() -> Memo:
     """This app's memo (a new app, e.g. in each test, starts with an empty one)."""
-    memo = current_app.extensions.get("usage_summary_memo")
+    memo = current_app.extensions.get("figures_memo")
     if memo is None:
-        memo = current_app.extensions.setdefault("usage_summary_memo", Memo())
+        memo = current_app.extensions.setdefault("figures_memo", Memo())
     return memo
 
 

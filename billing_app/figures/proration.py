@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
 
-from .extensions import db
-from .models import BillablePeriod, Identity, Organisation, Price, Tenant, TenantPause
-from .months import FIRST_MONTH, Month
+from billing_app.extensions import db
+from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.models import BillablePeriod, Identity, Organisation, Price, Tenant, TenantPause
 
 DateRange = tuple[dt.date, dt.date | None]
 Span = tuple[int, int]
@@ -220,7 +220,7 @@ class TenantTotals:
 class MonthTotals:
     """An organisation's usage in a month per tenant, without per-user lines: what the month
     summary shows. Every figure equals the one `month_usage` gives for the same month and
-    day; being small, it can be cached (see `usage_summary`)."""
+    day; being small, it can be cached (see `billing_app.figures.cache`)."""
 
     organisation_id: int
     month: Month

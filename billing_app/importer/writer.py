@@ -26,7 +26,7 @@ imported twice writes nothing the second time.
 
 When a price, tenant, pause, identity or billable period was created or changed, the
 organisation's `usage_revision` goes up by one in the same transaction, so that usage
-summaries cached under the old revision are no longer used (see `usage_summary`).
+summaries cached under the old revision are no longer used (see `billing_app.figures.cache`).
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from .billing_email import AUDIT_ACTION as BILLING_EMAIL_CHANGED
-from .billing_email import MAX_LENGTH as EMAIL_MAX_LENGTH
-from .billing_email import InvalidEmail, normalise
-from .extensions import db
-from .models import (
+from billing_app.billing_email.service import AUDIT_ACTION as BILLING_EMAIL_CHANGED
+from billing_app.billing_email.service import MAX_LENGTH as EMAIL_MAX_LENGTH
+from billing_app.billing_email.service import InvalidEmail, normalise
+from billing_app.extensions import db
+from billing_app.models import (
     AuditEvent,
     BillablePeriod,
     Identity,
@@ -60,8 +60,8 @@ from .models import (
     Tenant,
     TenantPause,
 )
-from .permissions import Role
-from .portal import WHITELIST_AUDIT_ACTION
+from billing_app.permissions import Role
+from billing_app.portal.service import WHITELIST_AUDIT_ACTION
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .extensions import db
-from .models import AuditEvent, Member, Organisation
-from .permissions import Role
-from .stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
+from billing_app.extensions import db
+from billing_app.models import AuditEvent, Member, Organisation
+from billing_app.permissions import Role
+from billing_app.stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
 
 log = logging.getLogger("billing_app.billing")
 

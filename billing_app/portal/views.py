@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
-from . import portal
-from .extensions import limiter
-from .permissions import Action, requires
-from .stripe_gateway import gateway
+from billing_app.extensions import limiter
+from billing_app.permissions import Action, requires
+from billing_app.portal import service as portal
+from billing_app.stripe_gateway import gateway
 
 bp = Blueprint("portal", __name__, url_prefix="/settings/usage")
 

@@ -14,13 +14,19 @@ from flask import Blueprint, current_app, render_template, request, send_file, u
 from flask_login import current_user
 from markupsafe import Markup
 
-from .errors import render_error
-from .models import Organisation
-from .months import Month, MonthNotAvailable, available_months, parse_requested_month, today_utc
-from .permissions import Action, can, is_htmx, requires
-from .proration import MonthTotals, MonthUsage, NoPriceError, month_usage
-from .report import CURRENCY_SYMBOLS, report_filename, write_report
-from .usage_summary import chart_totals, month_summary, remembered
+from billing_app.errors import render_error
+from billing_app.figures.cache import chart_totals, month_summary, remembered
+from billing_app.figures.months import (
+    Month,
+    MonthNotAvailable,
+    available_months,
+    parse_requested_month,
+    today_utc,
+)
+from billing_app.figures.proration import MonthTotals, MonthUsage, NoPriceError, month_usage
+from billing_app.models import Organisation
+from billing_app.permissions import Action, can, is_htmx, requires
+from billing_app.reports.writer import CURRENCY_SYMBOLS, report_filename, write_report
 
 bp = Blueprint("usage", __name__, url_prefix="/settings/usage")
 log = logging.getLogger("billing_app.billing")

@@ -7,9 +7,9 @@ import logging
 import stripe
 from flask import Blueprint, current_app, jsonify, request
 
-from . import billing_email
-from .extensions import csrf
-from .stripe_gateway import StripeUnavailable, gateway
+from billing_app.billing_email import service as billing_email
+from billing_app.extensions import csrf
+from billing_app.stripe_gateway import StripeUnavailable, gateway
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger("billing_app.billing")

@@ -4,8 +4,8 @@ It wraps ``localstripe`` (a stateful Stripe emulator) and adds what Petra needs 
 the same port: billing portal sessions, a portal page, the portal login page, idempotency keys,
 switchable faults and a request log. State lives in memory only, so instances run side by side.
 
-Run it with ``python -m billing_app.stripe_local --host 127.0.0.1 --port 8420``, wait for one
-with ``python -m billing_app.stripe_local --wait http://127.0.0.1:8420 [--webhook URL]``, and
+Run it with ``python -m dev.stripe_local --host 127.0.0.1 --port 8420``, wait for one
+with ``python -m dev.stripe_local --wait http://127.0.0.1:8420 [--webhook URL]``, and
 start one from tests and scripts with :class:`LocalStripe`.
 
 Test-only endpoints (no API key needed):
@@ -800,10 +800,10 @@ class LocalStripe:
         return self
 
     def _launch(self, port: int, timeout: float) -> None:
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        command = [sys.executable, "-m", "billing_app.stripe_local"]
+        command = [sys.executable, "-m", "dev.stripe_local"]
         command += ["--host", self.host, "--port", str(port)]
         if self.portal_session_ttl is not None:
             command += ["--portal-session-ttl", str(self.portal_session_ttl)]
@@ -937,7 +937,7 @@ def wait_until_healthy(
 def main(argv: list[str] | None = None) -> None:
     """Serve the local Stripe server, or with ``--wait`` wait for one (and register a webhook)."""
     parser = argparse.ArgumentParser(
-        prog="python -m billing_app.stripe_local", description=__doc__.splitlines()[0]
+        prog="python -m dev.stripe_local", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (loopback)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

@@ -1,7 +1,7 @@
 """Accessibility: axe-core in Chromium over the login and Usage pages, and keyboard focus.
 
 axe-core comes from its npm package (`npm pack axe-core@4.14.1`, `package/axe.min.js`),
-vendored in tests/assets. It is added with Playwright's init script, which the page's
+vendored in tests/browser/assets. It is added with Playwright's init script, which the page's
 Content-Security-Policy does not apply to, so the pages are checked with their real policy.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser_fixtures import sign_in
+from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from billing_app import config
-from tests.browser_fixtures import HTMX_FILE, sign_in
+from tests.browser.conftest import HTMX_FILE, sign_in
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser

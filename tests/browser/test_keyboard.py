@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from billing_app.extensions import db
 from billing_app.models import Organisation
-from tests.browser_fixtures import sign_in
+from tests.browser.conftest import sign_in
+from tests.browser.test_accessibility import AXE_FILE, FOCUSED, axe_violations
 from tests.conftest import PASSWORD, unique_email
-from tests.test_accessibility import AXE_FILE, FOCUSED, axe_violations
 from tests.test_proration import ALWAYS, add_tenant
 
 pytestmark = pytest.mark.browser

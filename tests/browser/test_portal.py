@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser_fixtures import sign_in
+from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD, update_organisation
 
 pytestmark = pytest.mark.browser

@@ -10,11 +10,11 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from billing_app.extensions import db
+from billing_app.figures.months import Month, today_utc
 from billing_app.models import Organisation
-from billing_app.months import Month, today_utc
-from tests.browser_fixtures import sign_in
+from tests.browser.conftest import sign_in
+from tests.browser.test_accessibility import AXE_FILE, axe_violations
 from tests.conftest import PASSWORD
-from tests.test_accessibility import AXE_FILE, axe_violations
 from tests.test_proration import ALWAYS, add_tenant
 
 pytestmark = pytest.mark.browser
