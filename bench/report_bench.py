@@ -33,8 +33,8 @@ from sqlalchemy import func, select
 
 from billing_app import create_app
 from billing_app.extensions import db
+from billing_app.figures.calculator import MonthUsage, month_usage
 from billing_app.figures.months import Month
-from billing_app.figures.proration import MonthUsage, month_usage
 from billing_app.importer.writer import import_file
 from billing_app.models import BillablePeriod, Identity, Organisation
 from billing_app.reports.writer import (

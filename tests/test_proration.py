@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from billing_app.extensions import db
+from billing_app.figures.calculator import billable_days, month_usage, monthly_totals
 from billing_app.figures.months import (
     FIRST_MONTH,
     Month,
@@ -23,10 +24,7 @@ from billing_app.figures.months import (
 from billing_app.figures.proration import (
     BillableDays,
     NoPriceError,
-    billable_days,
     counted_window,
-    month_usage,
-    monthly_totals,
     prorated_cost,
     prorated_units,
 )

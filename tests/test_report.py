@@ -15,14 +15,9 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
+from billing_app.figures.calculator import MonthUsage, TenantUsage, UserLine, month_usage
 from billing_app.figures.months import Month
-from billing_app.figures.proration import (
-    MonthUsage,
-    TenantUsage,
-    UserLine,
-    month_usage,
-    prorated_cost,
-)
+from billing_app.figures.proration import prorated_cost
 from billing_app.reports.writer import (
     CELL_TEXT_LIMIT,
     SUMMARY_HEADER_ROW,
@@ -422,6 +417,8 @@ def _synthetic_usage(tenants: int) -> MonthUsage:
         units=Decimal(1),
         unit_price=price,
         cost=prorated_cost(price, 30, 30),
+        tenant_id=0,
+        month=APRIL,
     )
     rows = tuple(
         TenantUsage(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from billing_app.extensions import db
+from billing_app.figures.calculator import month_usage, monthly_totals
 from billing_app.figures.months import (
     Month,
     MonthNotAvailable,
@@ -20,7 +21,6 @@ from billing_app.figures.months import (
     parse_requested_month,
     today_utc,
 )
-from billing_app.figures.proration import month_usage, monthly_totals
 from billing_app.models import Organisation
 from billing_app.reports.writer import sheet_names
 from billing_app.usage.views import format_money

@@ -1,4 +1,4 @@
-"""The Usage page's figures: `proration.month_totals` (the month's usage without per-user
+"""The Usage page's figures: `calculator.month_totals` (the month's usage without per-user
 lines) and their cache in `figures.cache`, keyed by the organisation's usage revision, which
 imports bump when usage data changes."""
 
@@ -23,9 +23,9 @@ from sqlalchemy import event, func, select, text
 from billing_app import config, create_app
 from billing_app.extensions import cache, db
 from billing_app.figures import cache as figures_cache
+from billing_app.figures.calculator import MonthTotals, MonthUsage, month_totals, month_usage
+from billing_app.figures.calculator import monthly_totals as uncached_monthly_totals
 from billing_app.figures.months import Month, available_months
-from billing_app.figures.proration import MonthTotals, MonthUsage, month_totals, month_usage
-from billing_app.figures.proration import monthly_totals as uncached_monthly_totals
 from billing_app.importer.writer import ANALYZE_AFTER, import_file
 from billing_app.models import Identity, Organisation
 from dev.sample_data import organisation_data

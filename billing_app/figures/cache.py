@@ -40,15 +40,15 @@ from typing import Any, TypeVar
 from flask import current_app
 
 from billing_app.extensions import cache
+from billing_app.figures.calculator import MonthTotals, month_totals, monthly_totals
 from billing_app.figures.months import Month
-from billing_app.figures.proration import MonthTotals, month_totals, monthly_totals
 from billing_app.models import Organisation
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KEY_VERSION = 1
+KEY_VERSION = 2
 """Part of every key: bump it when the cached types change shape, so that a deploy never
 reads entries pickled by the previous code."""
 TIMEOUT = 24 * 60 * 60
@@ -65,7 +65,7 @@ figures, a quarter of a MB as HTML."""
 
 
 def month_summary(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
-    """The month's figures per tenant (`proration.month_totals`), counted on `today`.
+    """The month's figures per tenant (`calculator.month_totals`), counted on `today`.
     Raises `proration.NoPriceError` when the month has no price."""
     # A month that is over no longer changes with the day; any other does.
     day = "closed" if today >= month.end else today.isoformat()
@@ -74,7 +74,7 @@ def month_summary(organisation: Organisation, month: Month, today: dt.date) -> M
 
 
 def chart_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month, Decimal]]:
-    """Each month's total from January 2026 to today (`proration.monthly_totals`)."""
+    """Each month's total from January 2026 to today (`calculator.monthly_totals`)."""
     key = _key("monthly", organisation, today.isoformat())
     return _cached(key, lambda: monthly_totals(organisation, today))
 

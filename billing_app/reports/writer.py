@@ -18,8 +18,8 @@ from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
+from billing_app.figures.calculator import MonthUsage, TenantUsage
 from billing_app.figures.months import Month
-from billing_app.figures.proration import MonthUsage, TenantUsage
 
 CELL_TEXT_LIMIT = 32_767
 """Excel's limit on the length of a cell's text, in UTF-16 code units."""

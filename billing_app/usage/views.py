@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from billing_app.errors import render_error
 from billing_app.figures.cache import chart_totals, month_summary, remembered
+from billing_app.figures.calculator import MonthTotals, MonthUsage, month_usage
 from billing_app.figures.months import (
     Month,
     MonthNotAvailable,
@@ -23,7 +24,7 @@ from billing_app.figures.months import (
     parse_requested_month,
     today_utc,
 )
-from billing_app.figures.proration import MonthTotals, MonthUsage, NoPriceError, month_usage
+from billing_app.figures.proration import NoPriceError
 from billing_app.models import Organisation
 from billing_app.permissions import Action, can, is_htmx, requires
 from billing_app.reports.writer import CURRENCY_SYMBOLS, report_filename, write_report
