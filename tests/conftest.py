@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,6 +20,7 @@ import pytest
 import stripe
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from billing_app import create_app, logs
 from billing_app.extensions import db
@@ -282,3 +284,27 @@ def billing_log() -> Iterator[BillingLog]:
 def org(organisation) -> Organisation:
     """Northwind, as the `organisation` fixture (id and Stripe customer loaded)."""
     return organisation
+
+
+class LiveServer:
+    """The app served by werkzeug in a thread, on a free loopback port."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    server = LiveServer(app).start()
+    yield server
+    server.stop()

@@ -8,6 +8,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
+from billing_app.access import is_htmx
 from billing_app.auth.forms import LoginForm
 from billing_app.extensions import db, limiter, login_manager
 from billing_app.models import Member
@@ -28,7 +29,7 @@ def load_member(member_id: str) -> Member | None:
 def unauthorized():
     """Send anonymous visitors to the login page; tell htmx to do the same."""
     target = url_for("auth.login", next=_local_path(request.full_path))
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return "", 401, {"HX-Redirect": target}
     return redirect(target)
 

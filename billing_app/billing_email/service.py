@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-import logging
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
@@ -20,10 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from billing_app.extensions import db
+from billing_app.logs import billing_log as log
 from billing_app.models import AuditEvent, Member, Organisation, StripeEvent, utcnow
 from billing_app.stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
-
-log = logging.getLogger("billing_app.billing")
 
 AUDIT_ACTION = "billing_email_changed"
 MAX_LENGTH = 254

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Regexp
 
+from billing_app.access import is_htmx, requires
 from billing_app.billing_email import service as billing_email
 from billing_app.billing_email.service import Change, InvalidEmail, Outcome, Result
 from billing_app.extensions import limiter
-from billing_app.permissions import Action, is_htmx, requires
+from billing_app.permissions import Action
 from billing_app.stripe_gateway import gateway
 from billing_app.usage import views as usage
 
 bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
 
-VARY = {"Vary": "HX-Request"}
 STALE_FORM = "This form is out of date. Reload the page and try again."
 
 
@@ -68,12 +68,6 @@ class BillingEmailForm(FlaskForm):
             self.nonce.data = new_nonce()
 
 
-@bp.app_context_processor
-def history_helper() -> dict:
-    """Templates ask for the recent billing-email changes only where they show them."""
-    return {"billing_email_history": billing_email.history}
-
-
 @bp.get("/billing-email")
 @requires(Action.VIEW_USAGE)
 def show():
@@ -120,23 +114,25 @@ def too_many_saves(_error):
     return _edit_form(form, result, status=429)
 
 
+def section_context() -> dict:
+    """What the billing-email fragments show: the organisation and its recent changes."""
+    organisation = current_user.organisation
+    return {"organisation": organisation, "email_history": billing_email.history(organisation.id)}
+
+
 def _display(notice: str | None = None, focus: bool = False):
     body = render_template(
         "_billing_email.html",
-        organisation=current_user.organisation,
+        **section_context(),
         email_notice=notice,
         email_focus=focus,
     )
-    return body, 200, VARY
+    return body, 200
 
 
 def _edit_form(form: BillingEmailForm, result: Result | None = None, status: int = 200):
     context = {"email_form": form, "email_result": result}
     if is_htmx():
-        body = render_template(
-            "_billing_email_form.html", organisation=current_user.organisation, **context
-        )
-        return body, status, VARY
-    response = make_response(usage.render_page(status, **context))
-    response.vary.add("HX-Request")
-    return response
+        body = render_template("_billing_email_form.html", **section_context(), **context)
+        return body, status
+    return usage.render_page(status, **context)

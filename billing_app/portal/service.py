@@ -8,16 +8,14 @@ with the billing email filled in, where Stripe emails a one-time login link.
 from __future__ import annotations
 
 import enum
-import logging
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from billing_app.extensions import db
+from billing_app.logs import billing_log as log
 from billing_app.models import AuditEvent, Member, Organisation
 from billing_app.permissions import Role
 from billing_app.stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
-
-log = logging.getLogger("billing_app.billing")
 
 RATE_LIMIT = "10 per minute"
 WHITELIST_AUDIT_ACTION = "portal_direct_access_changed"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
+from billing_app.access import requires
 from billing_app.extensions import limiter
-from billing_app.permissions import Action, requires
+from billing_app.permissions import Action
 from billing_app.portal import service as portal
 from billing_app.stripe_gateway import gateway
 
@@ -48,7 +49,6 @@ def too_many_openings(_error):
     return _problem_page(portal.RATE_LIMITED)
 
 
-@bp.app_template_global("portal_flow")
 def portal_flow() -> str:
     """The way into the portal the signed-in member will take: `direct` or `magic_link`."""
     return portal.flow_for(current_user)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from flask import Blueprint, current_app, render_template, request, send_file, u
 from flask_login import current_user
 from markupsafe import Markup
 
+from billing_app.access import can, is_htmx, requires
+from billing_app.billing_email import service as billing_email
 from billing_app.errors import render_error
 from billing_app.figures.cache import chart_totals, month_summary, remembered
 from billing_app.figures.calculator import MonthTotals, MonthUsage, month_usage
@@ -25,15 +26,14 @@ from billing_app.figures.months import (
     today_utc,
 )
 from billing_app.figures.proration import NoPriceError
+from billing_app.logs import billing_log as log
 from billing_app.models import Organisation
-from billing_app.permissions import Action, can, is_htmx, requires
+from billing_app.permissions import Action
 from billing_app.reports.writer import CURRENCY_SYMBOLS, report_filename, write_report
 
 bp = Blueprint("usage", __name__, url_prefix="/settings/usage")
-log = logging.getLogger("billing_app.billing")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-VARY = {"Vary": "HX-Request"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ def summary():
     shown = summary_of(request.args.get("month", ""))
     if not is_htmx():
         return render_page(shown.status, summary=shown)
-    headers = dict(VARY)
+    headers = {}
     if shown.status == 200:
         headers["HX-Push-Url"] = url_for("usage.page", month=str(shown.month))
     return month_html(shown), shown.status, headers
@@ -114,10 +114,11 @@ def report():
 def render_page(status: int = 200, **context):
     """The whole Usage page; other routes pass extra context, e.g. the billing-email form."""
     context.setdefault("organisation", current_user.organisation)
+    context.setdefault("email_history", billing_email.history(current_user.organisation_id))
     if "summary" not in context:
         context["summary"] = summary_of(None)
     context["month_html"] = month_html(context["summary"])
-    return render_template("usage.html", **context), status, VARY
+    return render_template("usage.html", **context), status
 
 
 def month_html(summary: MonthSummary) -> Markup:
@@ -189,7 +190,6 @@ def log_download(organisation: Organisation, month: Month) -> None:
     )
 
 
-@bp.app_template_filter("money")
 def format_money(amount: Decimal, currency: str) -> str:
     """An amount with its currency: "$1,234.56", "€1,234.56", "£1,234.56", "1,234.56 CHF"."""
     exponent = amount.normalize().as_tuple().exponent

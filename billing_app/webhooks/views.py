@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import stripe
 from flask import Blueprint, current_app, jsonify, request
 
 from billing_app.billing_email import service as billing_email
 from billing_app.extensions import csrf
+from billing_app.logs import billing_log as log
 from billing_app.stripe_gateway import StripeUnavailable, gateway
 
 bp = Blueprint("webhooks", __name__)
-log = logging.getLogger("billing_app.billing")
 
 
 @bp.post("/webhooks/stripe")

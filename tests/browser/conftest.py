@@ -1,4 +1,5 @@
-"""Browser fixtures: the app served on 127.0.0.1 and Debian's Chromium driven by Playwright.
+"""Browser fixtures: Debian's Chromium driven by Playwright against the app served on 127.0.0.1
+(`live_server`, from tests/conftest.py).
 
 htmx is loaded from its CDN address with its SRI hash; the browser is answered with the
 same file from the npm package of the pinned version, so Chromium itself checks the hash.
@@ -7,13 +8,11 @@ same file from the npm package of the pinned version, so Chromium itself checks 
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
 from billing_app import config
 
@@ -32,30 +31,6 @@ CHROMIUM_ARGS = [
 
 # Generous waits: the suite shares two cores with the app, the Stripe server and Chromium.
 expect.set_options(timeout=15_000)
-
-
-class LiveServer:
-    """The app served by werkzeug in a thread, on a free loopback port."""
-
-    def __init__(self, app):
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def live_server(app) -> Iterator[LiveServer]:
-    server = LiveServer(app).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +55,7 @@ def _serve_htmx(route) -> None:
 
 
 @pytest.fixture
-def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
+def context(browser: Browser, live_server) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=live_server.url, accept_downloads=True)
     context.route(config.HTMX_URL, _serve_htmx)
     context.set_default_timeout(15_000)
