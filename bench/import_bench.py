@@ -33,7 +33,7 @@ from werkzeug.security import generate_password_hash
 
 from billing_app import create_app
 from billing_app.extensions import db
-from billing_app.importer.writer import ImportSummary, import_file
+from billing_app.importer import ImportSummary, import_file
 from billing_app.models import (
     BillablePeriod,
     Identity,

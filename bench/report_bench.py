@@ -35,7 +35,7 @@ from billing_app import create_app
 from billing_app.extensions import db
 from billing_app.figures.calculator import MonthUsage, month_usage
 from billing_app.figures.months import Month
-from billing_app.importer.writer import import_file
+from billing_app.importer import import_file
 from billing_app.models import BillablePeriod, Identity, Organisation
 from billing_app.reports.writer import (
     SUMMARY_COLUMNS,

@@ -28,7 +28,7 @@ def _organisation(slug: str) -> Organisation:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(file: Path) -> None:
     """Import an organisation's members, prices and usage from a JSON file."""
-    from .importer.writer import InvalidImportFile, import_file
+    from .importer import InvalidImportFile, import_file
 
     try:
         summary = import_file(json.loads(file.read_text(encoding="utf-8")))

@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from billing_app.extensions import db
-from billing_app.importer.writer import InvalidImportFile, import_file, parse_file
+from billing_app.importer import InvalidImportFile, import_file, parse_file
 from billing_app.models import (
     AuditEvent,
     BillablePeriod,

@@ -26,7 +26,7 @@ from billing_app.figures import cache as figures_cache
 from billing_app.figures.calculator import MonthTotals, MonthUsage, month_totals, month_usage
 from billing_app.figures.calculator import monthly_totals as uncached_monthly_totals
 from billing_app.figures.months import Month, available_months
-from billing_app.importer.writer import ANALYZE_AFTER, import_file
+from billing_app.importer import ANALYZE_AFTER, import_file
 from billing_app.models import Identity, Organisation
 from dev.sample_data import organisation_data
 

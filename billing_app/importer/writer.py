@@ -31,25 +31,28 @@ summaries cached under the old revision are no longer used (see `billing_app.fig
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import math
-import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from billing_app.billing_email.service import AUDIT_ACTION as BILLING_EMAIL_CHANGED
-from billing_app.billing_email.service import MAX_LENGTH as EMAIL_MAX_LENGTH
-from billing_app.billing_email.service import InvalidEmail, normalise
 from billing_app.extensions import db
+from billing_app.importer.schema import (
+    ANALYZE_AFTER,
+    CHUNK,
+    DateRange,
+    ImportFile,
+    MemberData,
+    OrganisationData,
+    PriceData,
+    TenantData,
+)
+from billing_app.importer.validation import Refusals, parse_file, quote, sorted_ranges
 from billing_app.models import (
     AuditEvent,
     BillablePeriod,
@@ -60,512 +63,9 @@ from billing_app.models import (
     Tenant,
     TenantPause,
 )
-from billing_app.permissions import Role
 from billing_app.portal.service import WHITELIST_AUDIT_ACTION
 
 log = logging.getLogger(__name__)
-
-MAX_PROBLEMS = 20
-CHUNK = 5000
-ANALYZE_AFTER = 1000
-"""Records created or updated from which an import refreshes PostgreSQL's statistics."""
-
-SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)
-MONTH = re.compile(r"[0-9]{4}-[0-9]{2}", re.ASCII)
-DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
-GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
-AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
-CURRENCY = re.compile(r"[a-z]{3}", re.ASCII | re.IGNORECASE)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-UNIT_PRICE_DECIMALS = 4
-UNIT_PRICE_LIMIT = Decimal(10) ** 8
-ROLES = tuple(role.value for role in Role)
-
-DateRange = tuple[dt.date, dt.date | None]
-
-
-class InvalidImportFile(ValueError):
-    """The file was refused as a whole; `problems` names each offending entry."""
-
-    def __init__(self, problems: Sequence[str], more: int = 0) -> None:
-        self.problems = list(problems)
-        self.more = more
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        if len(self.problems) == 1 and not self.more:
-            return self.problems[0]
-        total = len(self.problems) + self.more
-        lines = [f"{total} problems:", *(f"- {problem}" for problem in self.problems)]
-        if self.more:
-            lines.append(f"- and {self.more} more")
-        return "\n".join(lines)
-
-
-# The file, validated.
-
-
-@dataclass(frozen=True)
-class PriceData:
-    from_month: dt.date
-    unit_price: Decimal
-    currency: str
-
-
-@dataclass(frozen=True)
-class OrganisationData:
-    slug: str
-    name: str
-    billing_email: str
-    stripe_customer_id: str | None
-    portal_direct_access: bool | None
-    prices: tuple[PriceData, ...]
-
-
-@dataclass(frozen=True)
-class MemberData:
-    where: str
-    email: str
-    name: str
-    role: str
-    password: str | None
-
-
-@dataclass(frozen=True)
-class IdentityData:
-    external_id: str
-    display_name: str
-    user_principal_name: str
-    billable_periods: tuple[DateRange, ...]
-
-
-@dataclass(frozen=True)
-class TenantData:
-    external_id: str
-    name: str
-    microsoft_tenant_id: str
-    onboarded_on: dt.date
-    offboarded_on: dt.date | None
-    pauses: tuple[DateRange, ...]
-    identities: tuple[IdentityData, ...]
-
-
-@dataclass(frozen=True)
-class ImportFile:
-    organisation: OrganisationData
-    members: tuple[MemberData, ...]
-    tenants: tuple[TenantData, ...]
-
-
-# Reading and checking the file.
-
-
-def _quote(value: str) -> str:
-    shown = value if len(value) <= 60 else value[:57] + "..."
-    return json.dumps(shown, ensure_ascii=False)
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-class _Refusals:
-    """The problems found so far, each prefixed with the entry it is about."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-        self.more = 0
-
-    def add(self, where: str, message: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(f"{where}: {message}")
-        else:
-            self.more += 1
-
-    def raise_any(self) -> None:
-        if self.problems:
-            raise InvalidImportFile(self.problems, self.more)
-
-
-class _Entry:
-    """One object of the file, read field by field; a bad field is refused with its path."""
-
-    def __init__(
-        self, refusals: _Refusals, where: str, value: object, fields: Iterable[str]
-    ) -> None:
-        self.refusals = refusals
-        self.where = where
-        self.failed = False
-        self.is_object = isinstance(value, dict)
-        if isinstance(value, dict):
-            self.data: dict[str, Any] = value
-            for key in value:
-                if key not in fields:
-                    self.refuse(f"unknown field {_quote(str(key))}")
-        else:
-            self.data = {}
-            self.refuse(f"must be an object, not {_json_type(value)}")
-
-    def refuse(self, message: str) -> None:
-        self.failed = True
-        self.refusals.add(self.where, message)
-
-    def raw(self, key: str, required: bool = False) -> Any:
-        """The field's JSON value; a required one that is absent or null is refused."""
-        value = self.data.get(key)
-        if value is None and required and self.is_object:
-            if key in self.data:
-                self.refuse(f'"{key}" must not be null')
-            else:
-                self.refuse(f'missing required field "{key}"')
-        return value
-
-    def text(self, key: str, *, max_length: int, required: bool = True) -> str | None:
-        value = self.raw(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.refuse(f'"{key}" must be a string, not {_json_type(value)}')
-            return None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            self.refuse(f'"{key}" is not valid Unicode')
-            return None
-        if not value.strip():
-            self.refuse(f'"{key}" must not be empty')
-        elif CONTROL.search(value):
-            self.refuse(f'"{key}" {_quote(value)} contains a control character')
-        elif len(value) > max_length:
-            self.refuse(f'"{key}" is longer than {max_length} characters')
-        else:
-            return value
-        return None
-
-    def matching(
-        self, key: str, pattern: re.Pattern[str], expected: str, *, max_length: int
-    ) -> str | None:
-        value = self.text(key, max_length=max_length)
-        if value is not None and not pattern.fullmatch(value):
-            self.refuse(f'"{key}" {_quote(value)} is not {expected}')
-            return None
-        return value
-
-    def email(self, key: str) -> str | None:
-        value = self.text(key, max_length=EMAIL_MAX_LENGTH)
-        if value is None:
-            return None
-        try:
-            normalized = validate_email(value, check_deliverability=False).normalized
-        except EmailNotValidError as error:
-            self.refuse(f'"{key}" {_quote(value)} is not a valid email address: {error}')
-            return None
-        if len(normalized) > EMAIL_MAX_LENGTH:
-            self.refuse(f'"{key}" is longer than {EMAIL_MAX_LENGTH} characters')
-            return None
-        return normalized
-
-    def billing_email(self, key: str) -> str | None:
-        """An address that the Usage page would accept as the billing email, normalised."""
-        value = self.text(key, max_length=EMAIL_MAX_LENGTH)
-        if value is None:
-            return None
-        try:
-            return normalise(value)
-        except InvalidEmail as error:
-            self.refuse(f'"{key}" {_quote(value)} is not accepted: {error}')
-            return None
-
-    def date(self, key: str, *, required: bool = True) -> dt.date | None:
-        value = self.raw(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.refuse(f'"{key}" must be a date string (YYYY-MM-DD), not {_json_type(value)}')
-            return None
-        try:
-            if not DATE.fullmatch(value):
-                raise ValueError
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            self.refuse(f'"{key}" {_quote(value)} is not a date (YYYY-MM-DD)')
-            return None
-
-    def month(self, key: str) -> dt.date | None:
-        value = self.raw(key, True)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.refuse(f'"{key}" must be a month string (YYYY-MM), not {_json_type(value)}')
-            return None
-        try:
-            if not MONTH.fullmatch(value):
-                raise ValueError
-            return dt.date.fromisoformat(value + "-01")
-        except ValueError:
-            self.refuse(f'"{key}" {_quote(value)} is not a month (YYYY-MM)')
-            return None
-
-    def amount(self, key: str) -> Decimal | None:
-        value = self.raw(key, True)
-        if value is None:
-            return None
-        if isinstance(value, float):
-            example = f"{value:.2f}" if math.isfinite(value) else "3.00"
-            self.refuse(
-                f'"{key}" {value!r} is a JSON number with a fraction, which is not exact: '
-                f'write it as a string, e.g. "{example}"'
-            )
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            self.refuse(f'"{key}" must be a string such as "3.00", not {_json_type(value)}')
-            return None
-        text = str(value)
-        if not AMOUNT.fullmatch(text):
-            self.refuse(f'"{key}" {_quote(text)} is not an amount such as "3.00"')
-            return None
-        amount = Decimal(text)
-        if amount < 0:
-            self.refuse(f'"{key}" {text} is negative')
-        elif -amount.as_tuple().exponent > UNIT_PRICE_DECIMALS:  # type: ignore[operator]
-            self.refuse(f'"{key}" {text} has more than {UNIT_PRICE_DECIMALS} decimal places')
-        elif amount >= UNIT_PRICE_LIMIT:
-            self.refuse(f'"{key}" {text} is too large')
-        else:
-            return amount
-        return None
-
-    def boolean(self, key: str) -> bool | None:
-        value = self.data.get(key)
-        if value is not None and not isinstance(value, bool):
-            self.refuse(f'"{key}" must be true or false, not {_json_type(value)}')
-            return None
-        return value
-
-    def array(self, key: str, *, required: bool = False) -> list[Any]:
-        value = self.raw(key, required)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.refuse(f'"{key}" must be an array, not {_json_type(value)}')
-            return []
-        return value
-
-
-def _labelled(where: str, value: object, key: str) -> str:
-    """`where`, followed by the entry's own id when it has a string one."""
-    if isinstance(value, dict) and isinstance(value.get(key), str):
-        return f"{where} ({key} {_quote(value[key])})"
-    return where
-
-
-def _range(refusals: _Refusals, where: str, value: object) -> DateRange | None:
-    entry = _Entry(refusals, where, value, ("from", "until"))
-    start = entry.date("from")
-    until = entry.date("until", required=False)
-    if start is not None and until is not None and until <= start:
-        entry.refuse(f'"until" {until} is not after "from" {start}')
-    return None if entry.failed or start is None else (start, until)
-
-
-def _ranges(refusals: _Refusals, entry: _Entry, key: str) -> tuple[DateRange, ...]:
-    ranges = (
-        _range(refusals, f"{entry.where} {key}[{index}]", value)
-        for index, value in enumerate(entry.array(key))
-    )
-    return tuple(item for item in ranges if item is not None)
-
-
-def _organisation(refusals: _Refusals, value: object) -> OrganisationData | None:
-    entry = _Entry(
-        refusals,
-        "organisation",
-        value,
-        ("slug", "name", "billing_email", "stripe_customer_id", "portal_direct_access", "prices"),
-    )
-    slug = entry.matching(
-        "slug", SLUG, "a slug (lowercase letters, digits and single hyphens)", max_length=100
-    )
-    name = entry.text("name", max_length=200)
-    billing_email = entry.billing_email("billing_email")
-    stripe_customer_id = entry.text("stripe_customer_id", max_length=255, required=False)
-    portal_direct_access = entry.boolean("portal_direct_access")
-    prices: list[PriceData] = []
-    months: dict[dt.date, str] = {}
-    for index, item in enumerate(entry.array("prices")):
-        where = _labelled(f"organisation.prices[{index}]", item, "from_month")
-        price = _price(refusals, where, item)
-        if price is None:
-            continue
-        if price.from_month in months:
-            refusals.add(
-                where,
-                f"duplicate from_month, also used by {months[price.from_month]}",
-            )
-        months.setdefault(price.from_month, where)
-        prices.append(price)
-    if entry.failed or not (slug and name and billing_email):
-        return None
-    return OrganisationData(
-        slug, name, billing_email, stripe_customer_id, portal_direct_access, tuple(prices)
-    )
-
-
-def _price(refusals: _Refusals, where: str, value: object) -> PriceData | None:
-    entry = _Entry(refusals, where, value, ("from_month", "unit_price", "currency"))
-    from_month = entry.month("from_month")
-    unit_price = entry.amount("unit_price")
-    currency = entry.matching(
-        "currency", CURRENCY, "a three-letter currency code such as usd", max_length=100
-    )
-    if entry.failed or from_month is None or unit_price is None or currency is None:
-        return None
-    return PriceData(from_month, unit_price, currency.lower())
-
-
-def _member(refusals: _Refusals, where: str, value: object) -> MemberData | None:
-    entry = _Entry(refusals, where, value, ("email", "name", "role", "password"))
-    email = entry.email("email")
-    name = entry.text("name", max_length=200)
-    role = entry.text("role", max_length=100)
-    if role is not None and role not in ROLES:
-        entry.refuse(f'"role" {_quote(role)} is not one of {", ".join(ROLES)}')
-    password = entry.raw("password")
-    if password is not None and (not isinstance(password, str) or not password):
-        entry.refuse('"password" must be a non-empty string')
-    elif password is not None and len(password) > 1024:
-        entry.refuse('"password" is longer than 1024 characters')
-    if entry.failed or email is None or name is None or role is None:
-        return None
-    return MemberData(where, email, name, role, password)
-
-
-def _tenant(
-    refusals: _Refusals, where: str, value: object, identity_ids: dict[str, str]
-) -> TenantData | None:
-    entry = _Entry(
-        refusals,
-        where,
-        value,
-        (
-            "id",
-            "name",
-            "microsoft_tenant_id",
-            "onboarded_on",
-            "offboarded_on",
-            "pauses",
-            "identities",
-        ),
-    )
-    external_id = entry.text("id", max_length=100)
-    name = entry.text("name", max_length=500)
-    microsoft_tenant_id = entry.matching(
-        "microsoft_tenant_id",
-        GUID,
-        "a GUID such as 00000000-0000-0000-0000-000000000001",
-        max_length=100,
-    )
-    onboarded_on = entry.date("onboarded_on")
-    offboarded_on = entry.date("offboarded_on", required=False)
-    if onboarded_on and offboarded_on and offboarded_on <= onboarded_on:
-        entry.refuse(f'"offboarded_on" {offboarded_on} is not after "onboarded_on" {onboarded_on}')
-    pauses = _ranges(refusals, entry, "pauses")
-    identities = []
-    for index, item in enumerate(entry.array("identities")):
-        identity_where = _labelled(f"{where} identities[{index}]", item, "id")
-        identity = _identity(refusals, identity_where, item)
-        if identity is None:
-            continue
-        if identity.external_id in identity_ids:
-            refusals.add(
-                identity_where,
-                f"duplicate id, also used by {identity_ids[identity.external_id]}",
-            )
-        identity_ids.setdefault(identity.external_id, identity_where)
-        identities.append(identity)
-    if entry.failed or not (external_id and name and microsoft_tenant_id and onboarded_on):
-        return None
-    return TenantData(
-        external_id,
-        name,
-        microsoft_tenant_id.lower(),
-        onboarded_on,
-        offboarded_on,
-        _sorted(pauses),
-        tuple(identities),
-    )
-
-
-def _identity(refusals: _Refusals, where: str, value: object) -> IdentityData | None:
-    entry = _Entry(
-        refusals, where, value, ("id", "display_name", "user_principal_name", "billable_periods")
-    )
-    external_id = entry.text("id", max_length=100)
-    display_name = entry.text("display_name", max_length=500)
-    user_principal_name = entry.text("user_principal_name", max_length=500)
-    periods = _ranges(refusals, entry, "billable_periods")
-    if entry.failed or not (external_id and display_name and user_principal_name):
-        return None
-    return IdentityData(external_id, display_name, user_principal_name, _sorted(periods))
-
-
-def _sorted(ranges: Iterable[DateRange]) -> tuple[DateRange, ...]:
-    """Date ranges in a canonical order, so that lists can be compared."""
-    return tuple(sorted(ranges, key=lambda r: (r[0], r[1] is None, r[1] or r[0])))
-
-
-def parse_file(data: object) -> ImportFile:
-    """Check a whole import file, returning it validated or raising `InvalidImportFile`."""
-    refusals = _Refusals()
-    top = _Entry(refusals, "file", data, ("organisation", "members", "tenants"))
-    if not top.is_object:
-        refusals.raise_any()
-    organisation_value = top.raw("organisation", required=True)
-    organisation = None
-    if organisation_value is not None:
-        organisation = _organisation(refusals, organisation_value)
-
-    members = []
-    emails: dict[str, str] = {}
-    for index, item in enumerate(top.array("members")):
-        where = _labelled(f"members[{index}]", item, "email")
-        member = _member(refusals, where, item)
-        if member is None:
-            continue
-        key = member.email.lower()
-        if key in emails:
-            refusals.add(where, f"duplicate email, also used by {emails[key]}")
-        emails.setdefault(key, where)
-        members.append(member)
-
-    tenants = []
-    tenant_ids: dict[str, str] = {}
-    identity_ids: dict[str, str] = {}
-    for index, item in enumerate(top.array("tenants")):
-        where = _labelled(f"tenants[{index}]", item, "id")
-        tenant = _tenant(refusals, where, item, identity_ids)
-        if tenant is None:
-            continue
-        if tenant.external_id in tenant_ids:
-            refusals.add(where, f"duplicate id, also used by {tenant_ids[tenant.external_id]}")
-        tenant_ids.setdefault(tenant.external_id, where)
-        tenants.append(tenant)
-
-    refusals.raise_any()
-    assert organisation is not None
-    return ImportFile(organisation, tuple(members), tuple(tenants))
 
 
 # Writing.
@@ -703,7 +203,7 @@ def _write(file: ImportFile) -> ImportSummary:
 
 def _existing_members(file: ImportFile, organisation: Organisation | None) -> dict[str, Member]:
     """Existing members by lowercased email; refuses addresses or Stripe customers of others."""
-    refusals = _Refusals()
+    refusals = Refusals()
     customer = file.organisation.stripe_customer_id
     if customer is not None:
         other = db.session.scalar(
@@ -715,7 +215,7 @@ def _existing_members(file: ImportFile, organisation: Organisation | None) -> di
         if other is not None:
             refusals.add(
                 "organisation",
-                f'"stripe_customer_id" {_quote(customer)} belongs to organisation {_quote(other)}',
+                f'"stripe_customer_id" {quote(customer)} belongs to organisation {quote(other)}',
             )
     emails = [member.email.lower() for member in file.members]
     existing: dict[str, Member] = {}
@@ -904,7 +404,7 @@ def _write_tenants(
         fields_differ = any(getattr(current, key) != value for key, value in values.items())
         if fields_differ:
             changed.append({"id": current.id, **values})
-        pauses_differ = _sorted(stored_pauses.get(current.id, ())) != row.pauses
+        pauses_differ = sorted_ranges(stored_pauses.get(current.id, ())) != row.pauses
         if pauses_differ:
             replaced.append(current.id)
             pauses[current.id] = row.pauses
@@ -983,7 +483,9 @@ def _write_identities(
             fields_differ = any(getattr(current, key) != value for key, value in values.items())
             if fields_differ:
                 changed.append({"id": current.id, **values})
-            periods_differ = _sorted(stored_periods.get(current.id, ())) != row.billable_periods
+            periods_differ = (
+                sorted_ranges(stored_periods.get(current.id, ())) != row.billable_periods
+            )
             if periods_differ:
                 replaced.append(current.id)
                 periods[current.id] = row.billable_periods
