@@ -16,7 +16,7 @@ from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
 from billing_app.portal import service as portal
 from billing_app.stripe_gateway import StripeRequestFailed, gateway
-from tests.conftest import CSRF_INPUT, Auth, update_organisation
+from tests.factories import CSRF_INPUT, Auth, update_organisation
 
 PORTAL = "/settings/usage/billing-portal"
 RETURN_URL = "http://localhost/settings/usage"

@@ -4,7 +4,6 @@ month usage, to the cent."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 from decimal import Decimal
 
@@ -28,13 +27,8 @@ from billing_app.figures.proration import (
     prorated_cost,
     prorated_units,
 )
-from billing_app.models import BillablePeriod, Identity, Organisation, Price, Tenant, TenantPause
-
-from .conftest import make_organisation
-
-
-def d(value: str) -> dt.date:
-    return dt.date.fromisoformat(value)
+from billing_app.models import Organisation, Price
+from tests.factories import ALWAYS, add_tenant, d, make_organisation
 
 
 def days(count: int, first: str | None = None, last: str | None = None) -> BillableDays:
@@ -170,45 +164,6 @@ def test_counted_window():
 
 # --- Against the database --------------------------------------------------------------------
 
-_ids = itertools.count(1)
-
-
-def add_tenant(
-    organisation: Organisation,
-    name: str,
-    onboarded_on: str = "2025-12-01",
-    offboarded_on: str | None = None,
-    pauses: tuple[tuple[str, str | None], ...] = (),
-    users: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...] = (),
-) -> Tenant:
-    """A tenant with pauses and users, each user given as (display name, billable periods)."""
-    number = next(_ids)
-    tenant = Tenant(
-        organisation_id=organisation.id,
-        external_id=f"t-{number}",
-        name=name,
-        microsoft_tenant_id=f"00000000-0000-0000-0000-{number:012d}",
-        onboarded_on=d(onboarded_on),
-        offboarded_on=offboarded_on and d(offboarded_on),
-    )
-    for start, until in pauses:
-        tenant.pauses.append(TenantPause(from_date=d(start), until_date=until and d(until)))
-    for display_name, periods in users:
-        identity = Identity(
-            organisation_id=organisation.id,
-            external_id=f"u-{next(_ids)}",
-            display_name=display_name,
-            user_principal_name=f"{display_name.lower().replace(' ', '.')}@example.com",
-        )
-        for start, until in periods:
-            identity.billable_periods.append(
-                BillablePeriod(from_date=d(start), until_date=until and d(until))
-            )
-        tenant.identities.append(identity)
-    db.session.add(tenant)
-    db.session.commit()
-    return tenant
-
 
 @pytest.fixture
 def ctx(app):
@@ -221,7 +176,6 @@ def org(ctx) -> Organisation:
     return make_organisation(unit_price="2.97")
 
 
-ALWAYS = (("2025-12-01", None),)
 LATER = "2026-06-15"
 
 

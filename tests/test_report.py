@@ -30,9 +30,7 @@ from billing_app.reports.writer import (
     sheet_names,
     write_report,
 )
-
-from .conftest import make_organisation
-from .test_proration import ALWAYS, add_tenant, d
+from tests.factories import ALWAYS, add_tenant, d, make_organisation
 
 APRIL = Month(2026, 4)
 TODAY = d("2026-06-15")

@@ -29,10 +29,8 @@ from billing_app.figures.months import Month, available_months
 from billing_app.importer import ANALYZE_AFTER, import_file
 from billing_app.models import Identity, Organisation
 from dev.sample_data import organisation_data
-
-from .test_import import northwind
-from .test_proration import ALWAYS, add_tenant
-from .test_usage_page import rows, summary_region
+from tests.factories import ALWAYS, add_tenant, northwind
+from tests.pages import rows, summary_region
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SUMMARY = "/settings/usage/summary"

@@ -20,7 +20,7 @@ from billing_app.billing_email.service import AUDIT_ACTION
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Organisation, StripeEvent
 from dev.stripe_local import LocalStripe
-from tests.conftest import unique_email
+from tests.factories import unique_email
 
 WEBHOOK = "/webhooks/stripe"
 OLD = "billing@northwind.example"

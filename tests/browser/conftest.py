@@ -79,3 +79,46 @@ def sign_in(page: Page, email: str, password: str) -> None:
     # Wait for the page signing in leads to, scripts included, before the test acts on it.
     with page.expect_navigation(wait_until="load"):
         page.get_by_role("button", name="Sign in").click()
+
+
+# --- Accessibility checks with the vendored axe-core ---------------------------------------
+
+AXE_VERSION = "4.14.1"
+AXE_FILE = Path(__file__).parent / "assets" / f"axe-core-{AXE_VERSION}.min.js"
+# From the package's own sri-history.json.
+AXE_INTEGRITY = "sha256-KTSJmUUM3yhJqOcLeRL8LahahJ2jnA0NU5T1HUqe2Vw="
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+BLOCKING = ("serious", "critical")
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Serious and critical axe violations on the page as it is now, one line per element."""
+    page.wait_for_load_state("load")
+    assert page.evaluate("typeof window.axe") == "object", "axe-core did not load"
+    assert page.evaluate("window.axe.version") == AXE_VERSION
+    result = page.evaluate(
+        "async (tags) => await window.axe.run(document, "
+        "{runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    assert result["testEngine"]["version"] == AXE_VERSION
+    assert result["passes"] or result["incomplete"] or result["inapplicable"]
+    return [
+        f"{violation['id']} ({violation['impact']}): {node['target']} — {violation['help']}"
+        for violation in result["violations"]
+        if violation["impact"] in BLOCKING
+        for node in violation["nodes"]
+    ]
+
+
+FOCUSED = """() => {
+  const element = document.activeElement;
+  const style = getComputedStyle(element);
+  return {
+    tag: element.tagName.toLowerCase(),
+    name: (element.getAttribute('aria-label') || element.innerText || element.value || '').trim(),
+    outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
+    shadow: style.boxShadow !== 'none',
+    visible: element.getBoundingClientRect().width > 0 && element.getBoundingClientRect().left >= 0,
+  };
+}"""

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import sign_in
-from tests.conftest import PASSWORD
+from tests.browser.conftest import AXE_FILE, AXE_INTEGRITY, FOCUSED, axe_violations, sign_in
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-AXE_VERSION = "4.14.1"
-AXE_FILE = Path(__file__).parent / "assets" / f"axe-core-{AXE_VERSION}.min.js"
-# From the package's own sri-history.json.
-AXE_INTEGRITY = "sha256-KTSJmUUM3yhJqOcLeRL8LahahJ2jnA0NU5T1HUqe2Vw="
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
-BLOCKING = ("serious", "critical")
 
 
 def test_vendored_axe_core_is_the_published_file():
@@ -36,26 +28,6 @@ def test_vendored_axe_core_is_the_published_file():
 def checked_page(page: Page) -> Page:
     page.add_init_script(AXE_FILE.read_text(encoding="utf-8"))
     return page
-
-
-def axe_violations(page: Page) -> list[str]:
-    """Serious and critical axe violations on the page as it is now, one line per element."""
-    page.wait_for_load_state("load")
-    assert page.evaluate("typeof window.axe") == "object", "axe-core did not load"
-    assert page.evaluate("window.axe.version") == AXE_VERSION
-    result = page.evaluate(
-        "async (tags) => await window.axe.run(document, "
-        "{runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
-        AXE_TAGS,
-    )
-    assert result["testEngine"]["version"] == AXE_VERSION
-    assert result["passes"] or result["incomplete"] or result["inapplicable"]
-    return [
-        f"{violation['id']} ({violation['impact']}): {node['target']} — {violation['help']}"
-        for violation in result["violations"]
-        if violation["impact"] in BLOCKING
-        for node in violation["nodes"]
-    ]
 
 
 def test_login_page(checked_page, organisation):
@@ -91,19 +63,6 @@ def test_no_access_page(checked_page, organisation):
     sign_in(checked_page, "external_guest@northwind-msp.example", PASSWORD)
     expect(checked_page.get_by_role("heading", name="No access")).to_be_visible()
     assert axe_violations(checked_page) == []
-
-
-FOCUSED = """() => {
-  const element = document.activeElement;
-  const style = getComputedStyle(element);
-  return {
-    tag: element.tagName.toLowerCase(),
-    name: (element.getAttribute('aria-label') || element.innerText || element.value || '').trim(),
-    outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
-    shadow: style.boxShadow !== 'none',
-    visible: element.getBoundingClientRect().width > 0 && element.getBoundingClientRect().left >= 0,
-  };
-}"""
 
 
 def _tab_through(page: Page, presses: int = 40) -> list[dict]:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Organisation
 from tests.browser.conftest import sign_in
-from tests.conftest import PASSWORD, unique_email
+from tests.factories import PASSWORD, unique_email
 
 pytestmark = pytest.mark.browser
 

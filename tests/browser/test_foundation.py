@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from billing_app import config
 from tests.browser.conftest import HTMX_FILE, sign_in
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -9,10 +9,8 @@ from sqlalchemy import select
 
 from billing_app.extensions import db
 from billing_app.models import Organisation
-from tests.browser.conftest import sign_in
-from tests.browser.test_accessibility import AXE_FILE, FOCUSED, axe_violations
-from tests.conftest import PASSWORD, unique_email
-from tests.test_proration import ALWAYS, add_tenant
+from tests.browser.conftest import AXE_FILE, FOCUSED, axe_violations, sign_in
+from tests.factories import ALWAYS, PASSWORD, add_tenant, unique_email
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import sign_in
-from tests.conftest import PASSWORD, update_organisation
+from tests.factories import PASSWORD, update_organisation
 
 pytestmark = pytest.mark.browser
 

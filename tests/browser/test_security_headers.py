@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from billing_app import config
 from tests.browser.conftest import sign_in
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 CSP_RECORDER = """
 window.__cspViolations = [];
