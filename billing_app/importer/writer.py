@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -356,68 +356,112 @@ def _replace_ranges(
         db.session.execute(insert(model.__table__), rows)
 
 
-def _write_tenants(
-    rows: Sequence[TenantData], organisation_id: int, summary: ImportSummary
+@dataclass(frozen=True)
+class _Owner:
+    """A tenant or an identity as the file gives it: its id, its columns and its date ranges
+    (pauses or billable periods)."""
+
+    external_id: str
+    values: dict[str, Any]
+    ranges: tuple[DateRange, ...]
+
+
+def _write_owners(
+    model: type[Tenant] | type[Identity],
+    range_model: type[TenantPause] | type[BillablePeriod],
+    owner_column: str,
+    owners: Iterable[_Owner],
+    columns: Sequence[str],
+    organisation_id: int,
+    tally: Tally,
 ) -> dict[str, int]:
-    """Write the tenants and their pauses; returns every tenant's primary key by external id."""
+    """Write tenants or identities by external id, each with its date ranges, writing only
+    what differs; returns every row's primary key by external id."""
     existing = {
         row.external_id: row
         for row in db.session.execute(
-            select(
-                Tenant.id,
-                Tenant.external_id,
-                Tenant.name,
-                Tenant.microsoft_tenant_id,
-                Tenant.onboarded_on,
-                Tenant.offboarded_on,
-            ).where(Tenant.organisation_id == organisation_id)
+            select(model.id, model.external_id, *(getattr(model, name) for name in columns)).where(
+                model.organisation_id == organisation_id
+            )
         )
     }
-    stored_pauses: dict[int, list[DateRange]] = defaultdict(list)
-    for tenant_id, start, until in db.session.execute(
-        select(TenantPause.tenant_id, TenantPause.from_date, TenantPause.until_date)
-        .join(Tenant)
-        .where(Tenant.organisation_id == organisation_id)
+    stored: dict[int, list[DateRange]] = defaultdict(list)
+    for owner_id, start, until in db.session.execute(
+        select(getattr(range_model, owner_column), range_model.from_date, range_model.until_date)
+        .join(model)
+        .where(model.organisation_id == organisation_id)
     ):
-        stored_pauses[tenant_id].append((start, until))
+        stored[owner_id].append((start, until))
 
     new: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     replaced: list[int] = []
-    pauses: dict[int, tuple[DateRange, ...]] = {}
-    new_pauses: dict[str, tuple[DateRange, ...]] = {}
-    for row in rows:
-        values = {
-            "name": row.name,
-            "microsoft_tenant_id": row.microsoft_tenant_id,
-            "onboarded_on": row.onboarded_on,
-            "offboarded_on": row.offboarded_on,
-        }
-        current = existing.get(row.external_id)
+    ranges: dict[int, tuple[DateRange, ...]] = {}
+    new_ranges: dict[str, tuple[DateRange, ...]] = {}
+    for owner in owners:
+        current = existing.get(owner.external_id)
         if current is None:
-            new.append(
-                {"organisation_id": organisation_id, "external_id": row.external_id, **values}
-            )
-            new_pauses[row.external_id] = row.pauses
-            summary.tenants.count(created=True)
+            row = {"organisation_id": organisation_id, "external_id": owner.external_id}
+            new.append(row | owner.values)
+            new_ranges[owner.external_id] = owner.ranges
+            tally.count(created=True)
             continue
-        fields_differ = any(getattr(current, key) != value for key, value in values.items())
+        fields_differ = any(getattr(current, key) != value for key, value in owner.values.items())
         if fields_differ:
-            changed.append({"id": current.id, **values})
-        pauses_differ = sorted_ranges(stored_pauses.get(current.id, ())) != row.pauses
-        if pauses_differ:
+            changed.append({"id": current.id, **owner.values})
+        ranges_differ = sorted_ranges(stored.get(current.id, ())) != owner.ranges
+        if ranges_differ:
             replaced.append(current.id)
-            pauses[current.id] = row.pauses
-        summary.tenants.count(updated=fields_differ or pauses_differ)
+            ranges[current.id] = owner.ranges
+        tally.count(updated=fields_differ or ranges_differ)
 
     ids = {external_id: row.id for external_id, row in existing.items()}
     if new:
-        ids.update(_insert_with_ids(Tenant, new, organisation_id))
+        ids.update(_insert_with_ids(model, new, organisation_id))
     if changed:
-        db.session.execute(update(Tenant), changed)
-    pauses.update({ids[external_id]: owned for external_id, owned in new_pauses.items()})
-    _replace_ranges(TenantPause, "tenant_id", replaced, pauses)
+        db.session.execute(update(model), changed)
+    ranges.update({ids[external_id]: owned for external_id, owned in new_ranges.items()})
+    _replace_ranges(range_model, owner_column, replaced, ranges)
     return ids
+
+
+_TENANT_COLUMNS = ("name", "microsoft_tenant_id", "onboarded_on", "offboarded_on")
+_IDENTITY_COLUMNS = ("tenant_id", "display_name", "user_principal_name")
+
+
+def _write_tenants(
+    rows: Sequence[TenantData], organisation_id: int, summary: ImportSummary
+) -> dict[str, int]:
+    """Write the tenants and their pauses; returns every tenant's primary key by external id."""
+    owners = (
+        _Owner(row.external_id, {name: getattr(row, name) for name in _TENANT_COLUMNS}, row.pauses)
+        for row in rows
+    )
+    return _write_owners(
+        Tenant, TenantPause, "tenant_id", owners, _TENANT_COLUMNS, organisation_id, summary.tenants
+    )
+
+
+def _write_identities(
+    tenants: Sequence[TenantData], tenant_ids: dict[str, int], organisation_id: int, tally: Tally
+) -> None:
+    """Write the identities under their tenants, and their billable periods."""
+    owners = (
+        _Owner(
+            row.external_id,
+            {
+                "tenant_id": tenant_ids[tenant.external_id],
+                "display_name": row.display_name,
+                "user_principal_name": row.user_principal_name,
+            },
+            row.billable_periods,
+        )
+        for tenant in tenants
+        for row in tenant.identities
+    )
+    _write_owners(
+        Identity, BillablePeriod, "identity_id", owners, _IDENTITY_COLUMNS, organisation_id, tally
+    )
 
 
 def _insert_with_ids(
@@ -434,65 +478,3 @@ def _insert_with_ids(
         select(model.external_id, model.id).where(model.organisation_id == organisation_id)
     )
     return {external_id: key for external_id, key in stored if external_id in new}
-
-
-def _write_identities(
-    tenants: Sequence[TenantData], tenant_ids: dict[str, int], organisation_id: int, tally: Tally
-) -> None:
-    existing = {
-        row.external_id: row
-        for row in db.session.execute(
-            select(
-                Identity.id,
-                Identity.external_id,
-                Identity.tenant_id,
-                Identity.display_name,
-                Identity.user_principal_name,
-            ).where(Identity.organisation_id == organisation_id)
-        )
-    }
-    stored_periods: dict[int, list[DateRange]] = defaultdict(list)
-    for identity_id, start, until in db.session.execute(
-        select(BillablePeriod.identity_id, BillablePeriod.from_date, BillablePeriod.until_date)
-        .join(Identity)
-        .where(Identity.organisation_id == organisation_id)
-    ):
-        stored_periods[identity_id].append((start, until))
-
-    new: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    replaced: list[int] = []
-    periods: dict[int, tuple[DateRange, ...]] = {}
-    new_periods: dict[str, tuple[DateRange, ...]] = {}
-    for tenant in tenants:
-        tenant_id = tenant_ids[tenant.external_id]
-        for row in tenant.identities:
-            values = {
-                "tenant_id": tenant_id,
-                "display_name": row.display_name,
-                "user_principal_name": row.user_principal_name,
-            }
-            current = existing.get(row.external_id)
-            if current is None:
-                new.append(
-                    {"organisation_id": organisation_id, "external_id": row.external_id, **values}
-                )
-                new_periods[row.external_id] = row.billable_periods
-                tally.count(created=True)
-                continue
-            fields_differ = any(getattr(current, key) != value for key, value in values.items())
-            if fields_differ:
-                changed.append({"id": current.id, **values})
-            periods_differ = (
-                sorted_ranges(stored_periods.get(current.id, ())) != row.billable_periods
-            )
-            if periods_differ:
-                replaced.append(current.id)
-                periods[current.id] = row.billable_periods
-            tally.count(updated=fields_differ or periods_differ)
-
-    ids = _insert_with_ids(Identity, new, organisation_id) if new else {}
-    if changed:
-        db.session.execute(update(Identity), changed)
-    periods.update({ids[external_id]: owned for external_id, owned in new_periods.items()})
-    _replace_ranges(BillablePeriod, "identity_id", replaced, periods)
