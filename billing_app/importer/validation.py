@@ -7,9 +7,9 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -36,6 +36,8 @@ from billing_app.importer.schema import (
     PriceData,
     TenantData,
 )
+
+T = TypeVar("T")
 
 
 def quote(value: str) -> str:
@@ -278,20 +280,14 @@ def _organisation(refusals: Refusals, value: object) -> OrganisationData | None:
     billing_email = entry.billing_email("billing_email")
     stripe_customer_id = entry.text("stripe_customer_id", max_length=255, required=False)
     portal_direct_access = entry.boolean("portal_direct_access")
-    prices: list[PriceData] = []
-    months: dict[dt.date, str] = {}
-    for index, item in enumerate(entry.array("prices")):
-        where = _labelled(f"organisation.prices[{index}]", item, "from_month")
-        price = _price(refusals, where, item)
-        if price is None:
-            continue
-        if price.from_month in months:
-            refusals.add(
-                where,
-                f"duplicate from_month, also used by {months[price.from_month]}",
-            )
-        months.setdefault(price.from_month, where)
-        prices.append(price)
+    prices = _unique_entries(
+        refusals,
+        entry.array("prices"),
+        "organisation.prices",
+        "from_month",
+        lambda where, item: _price(refusals, where, item),
+        lambda price: price.from_month,
+    )
     if entry.failed or not (slug and name and billing_email):
         return None
     return OrganisationData(
@@ -358,19 +354,15 @@ def _tenant(
     if onboarded_on and offboarded_on and offboarded_on <= onboarded_on:
         entry.refuse(f'"offboarded_on" {offboarded_on} is not after "onboarded_on" {onboarded_on}')
     pauses = _ranges(refusals, entry, "pauses")
-    identities = []
-    for index, item in enumerate(entry.array("identities")):
-        identity_where = _labelled(f"{where} identities[{index}]", item, "id")
-        identity = _identity(refusals, identity_where, item)
-        if identity is None:
-            continue
-        if identity.external_id in identity_ids:
-            refusals.add(
-                identity_where,
-                f"duplicate id, also used by {identity_ids[identity.external_id]}",
-            )
-        identity_ids.setdefault(identity.external_id, identity_where)
-        identities.append(identity)
+    identities = _unique_entries(
+        refusals,
+        entry.array("identities"),
+        f"{where} identities",
+        "id",
+        lambda identity_where, item: _identity(refusals, identity_where, item),
+        lambda identity: identity.external_id,
+        seen=identity_ids,
+    )
     if entry.failed or not (external_id and name and microsoft_tenant_id and onboarded_on):
         return None
     return TenantData(
@@ -397,6 +389,31 @@ def _identity(refusals: Refusals, where: str, value: object) -> IdentityData | N
     return IdentityData(external_id, display_name, user_principal_name, sorted_ranges(periods))
 
 
+def _unique_entries(
+    refusals: Refusals,
+    items: list,
+    path: str,
+    key_name: str,
+    parse: Callable[[str, object], T | None],
+    key: Callable[[T], Hashable],
+    seen: dict[Hashable, str] | None = None,
+) -> list[T]:
+    """The entries of the array at `path` that parse; one whose `key_name` an earlier entry
+    (or one in `seen`) already used is refused."""
+    seen = {} if seen is None else seen
+    kept: list[T] = []
+    for index, item in enumerate(items):
+        where = _labelled(f"{path}[{index}]", item, key_name)
+        value = parse(where, item)
+        if value is None:
+            continue
+        if key(value) in seen:
+            refusals.add(where, f"duplicate {key_name}, also used by {seen[key(value)]}")
+        seen.setdefault(key(value), where)
+        kept.append(value)
+    return kept
+
+
 def sorted_ranges(ranges: Iterable[DateRange]) -> tuple[DateRange, ...]:
     """Date ranges in a canonical order, so that lists can be compared."""
     return tuple(sorted(ranges, key=lambda r: (r[0], r[1] is None, r[1] or r[0])))
@@ -413,31 +430,23 @@ def parse_file(data: object) -> ImportFile:
     if organisation_value is not None:
         organisation = _organisation(refusals, organisation_value)
 
-    members = []
-    emails: dict[str, str] = {}
-    for index, item in enumerate(top.array("members")):
-        where = _labelled(f"members[{index}]", item, "email")
-        member = _member(refusals, where, item)
-        if member is None:
-            continue
-        key = member.email.lower()
-        if key in emails:
-            refusals.add(where, f"duplicate email, also used by {emails[key]}")
-        emails.setdefault(key, where)
-        members.append(member)
-
-    tenants = []
-    tenant_ids: dict[str, str] = {}
+    members = _unique_entries(
+        refusals,
+        top.array("members"),
+        "members",
+        "email",
+        lambda where, item: _member(refusals, where, item),
+        lambda member: member.email.lower(),
+    )
     identity_ids: dict[str, str] = {}
-    for index, item in enumerate(top.array("tenants")):
-        where = _labelled(f"tenants[{index}]", item, "id")
-        tenant = _tenant(refusals, where, item, identity_ids)
-        if tenant is None:
-            continue
-        if tenant.external_id in tenant_ids:
-            refusals.add(where, f"duplicate id, also used by {tenant_ids[tenant.external_id]}")
-        tenant_ids.setdefault(tenant.external_id, where)
-        tenants.append(tenant)
+    tenants = _unique_entries(
+        refusals,
+        top.array("tenants"),
+        "tenants",
+        "id",
+        lambda where, item: _tenant(refusals, where, item, identity_ids),
+        lambda tenant: tenant.external_id,
+    )
 
     refusals.raise_any()
     assert organisation is not None
