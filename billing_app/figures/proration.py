@@ -158,14 +158,7 @@ def identity_spans(
 
 def within(spans: list[Span], lo: int, hi: int) -> list[Span]:
     """Sorted, disjoint spans cut to [lo, hi)."""
-    result: list[Span] = []
-    for a, b in spans:
-        if b <= lo:
-            continue
-        if a >= hi:
-            break
-        result.append((max(a, lo), min(b, hi)))
-    return result
+    return [(max(a, lo), min(b, hi)) for a, b in spans if a < hi and b > lo]
 
 
 def overlaps(ranges: Iterable[DateRange], lo: int, hi: int) -> bool:

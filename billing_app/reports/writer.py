@@ -253,6 +253,17 @@ def _finish(sheet: Worksheet) -> None:
         close()
 
 
+def _month_rows(usage: MonthUsage) -> tuple[tuple[str, str], ...]:
+    return (("Month", usage.month.label), ("Days counted", counted_days_text(usage)))
+
+
+def _write_labelled(sheet: Worksheet, f: _Formats, first_row: int, *rows: tuple[str, str]) -> None:
+    """Label and text pairs, one a row from `first_row`, in the first two columns."""
+    for row, (label, text) in enumerate(rows, start=first_row):
+        sheet.write_string(row, 0, label, f.label)
+        sheet.write_string(row, 1, text)
+
+
 def _write_summary(
     sheet: Worksheet,
     f: _Formats,
@@ -270,12 +281,9 @@ def _write_summary(
 
     write_string = sheet.write_string
     write_string(0, 0, "Usage report", f.title)
-    write_string(1, 0, "Organisation", f.label)
-    write_string(1, 1, cell_text(organisation.name))
-    write_string(2, 0, "Month", f.label)
-    write_string(2, 1, usage.month.label)
-    write_string(3, 0, "Days counted", f.label)
-    write_string(3, 1, counted_days_text(usage))
+    _write_labelled(
+        sheet, f, 1, ("Organisation", cell_text(organisation.name)), *_month_rows(usage)
+    )
     write_string(4, 0, "Generated at (UTC)", f.label)
     sheet.write_datetime(4, 1, generated, f.datetime)
     write_string(5, 0, "Unit price", f.label)
@@ -351,14 +359,14 @@ def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: Tena
     sheet.set_column(2, 8, 14)
 
     write_string = sheet.write_string
-    write_string(0, 0, "Tenant", f.label)
-    write_string(0, 1, cell_text(tenant.name))
-    write_string(1, 0, "Microsoft tenant ID", f.label)
-    write_string(1, 1, cell_text(tenant.microsoft_tenant_id))
-    write_string(2, 0, "Month", f.label)
-    write_string(2, 1, usage.month.label)
-    write_string(3, 0, "Days counted", f.label)
-    write_string(3, 1, counted_days_text(usage))
+    _write_labelled(
+        sheet,
+        f,
+        0,
+        ("Tenant", cell_text(tenant.name)),
+        ("Microsoft tenant ID", cell_text(tenant.microsoft_tenant_id)),
+        *_month_rows(usage),
+    )
     notes = tenant_notes(tenant)
     if notes:
         write_string(4, 0, "Notes", f.label)
