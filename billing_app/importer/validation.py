@@ -11,10 +11,10 @@ from collections.abc import Callable, Hashable, Iterable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import validate_email
 
 from billing_app.billing_email.service import MAX_LENGTH as EMAIL_MAX_LENGTH
-from billing_app.billing_email.service import InvalidEmail, normalise
+from billing_app.billing_email.service import normalise
 from billing_app.figures.months import Month
 from billing_app.importer.schema import (
     AMOUNT,
@@ -143,16 +143,35 @@ class _Entry:
             return None
         return value
 
-    def email(self, key: str) -> str | None:
-        value = self.text(key, max_length=EMAIL_MAX_LENGTH)
+    def _converted(
+        self, key: str, value: str | None, convert: Callable[[str], T], problem: str, why: bool
+    ) -> T | None:
+        """`convert(value)`, or a refusal saying the value `problem` (and why, with `why`)."""
         if value is None:
             return None
         try:
-            normalized = validate_email(value, check_deliverability=False).normalized
-        except EmailNotValidError as error:
-            self.refuse(f'"{key}" {quote(value)} is not a valid email address: {error}')
+            return convert(value)
+        except ValueError as error:
+            reason = f": {error}" if why else ""
+            self.refuse(f'"{key}" {quote(value)} {problem}{reason}')
             return None
-        if len(normalized) > EMAIL_MAX_LENGTH:
+
+    def _string(self, key: str, required: bool, kind: str) -> str | None:
+        value = self.raw(key, required)
+        if value is not None and not isinstance(value, str):
+            self.refuse(f'"{key}" must be {kind}, not {_json_type(value)}')
+            return None
+        return value
+
+    def email(self, key: str) -> str | None:
+        normalized = self._converted(
+            key,
+            self.text(key, max_length=EMAIL_MAX_LENGTH),
+            lambda value: validate_email(value, check_deliverability=False).normalized,
+            "is not a valid email address",
+            why=True,
+        )
+        if normalized is not None and len(normalized) > EMAIL_MAX_LENGTH:
             self.refuse(f'"{key}" is longer than {EMAIL_MAX_LENGTH} characters')
             return None
         return normalized
@@ -160,41 +179,16 @@ class _Entry:
     def billing_email(self, key: str) -> str | None:
         """An address that the Usage page would accept as the billing email, normalised."""
         value = self.text(key, max_length=EMAIL_MAX_LENGTH)
-        if value is None:
-            return None
-        try:
-            return normalise(value)
-        except InvalidEmail as error:
-            self.refuse(f'"{key}" {quote(value)} is not accepted: {error}')
-            return None
+        return self._converted(key, value, normalise, "is not accepted", why=True)
 
     def date(self, key: str, *, required: bool = True) -> dt.date | None:
-        value = self.raw(key, required)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.refuse(f'"{key}" must be a date string (YYYY-MM-DD), not {_json_type(value)}')
-            return None
-        try:
-            if not DATE.fullmatch(value):
-                raise ValueError
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            self.refuse(f'"{key}" {quote(value)} is not a date (YYYY-MM-DD)')
-            return None
+        value = self._string(key, required, "a date string (YYYY-MM-DD)")
+        return self._converted(key, value, _iso_date, "is not a date (YYYY-MM-DD)", why=False)
 
     def month(self, key: str) -> dt.date | None:
-        value = self.raw(key, True)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.refuse(f'"{key}" must be a month string (YYYY-MM), not {_json_type(value)}')
-            return None
-        try:
-            return Month.parse(value).first_day
-        except ValueError:
-            self.refuse(f'"{key}" {quote(value)} is not a month (YYYY-MM)')
-            return None
+        value = self._string(key, True, "a month string (YYYY-MM)")
+        first_day = lambda text: Month.parse(text).first_day  # noqa: E731
+        return self._converted(key, value, first_day, "is not a month (YYYY-MM)", why=False)
 
     def amount(self, key: str) -> Decimal | None:
         value = self.raw(key, True)
@@ -240,6 +234,13 @@ class _Entry:
             self.refuse(f'"{key}" must be an array, not {_json_type(value)}')
             return []
         return value
+
+
+def _iso_date(text: str) -> dt.date:
+    """A date written exactly as YYYY-MM-DD."""
+    if not DATE.fullmatch(text):
+        raise ValueError(text)
+    return dt.date.fromisoformat(text)
 
 
 def _labelled(where: str, value: object, key: str) -> str:
