@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 from billing_app.permissions import Role
 
@@ -50,8 +51,20 @@ class InvalidImportFile(ValueError):
 # The file, validated.
 
 
+class _Keyed:
+    """An entry of which no two in a file may share `key`: the value of its field `KEY`."""
+
+    KEY: ClassVar[str]
+
+    @property
+    def key(self) -> object:
+        return getattr(self, self.KEY)
+
+
 @dataclass(frozen=True)
-class PriceData:
+class PriceData(_Keyed):
+    KEY = "from_month"
+
     from_month: dt.date
     unit_price: Decimal
     currency: str
@@ -75,17 +88,28 @@ class MemberData:
     role: str
     password: str | None
 
+    @property
+    def key(self) -> str:
+        """No two members may share an email, ignoring case."""
+        return self.email.lower()
+
 
 @dataclass(frozen=True)
-class IdentityData:
+class IdentityData(_Keyed):
     external_id: str
     display_name: str
     user_principal_name: str
     billable_periods: tuple[DateRange, ...]
 
+    KEY = "external_id"
+
 
 @dataclass(frozen=True)
-class TenantData:
+class TenantData(_Keyed):
+    """A tenant as the file gives it, with its pauses and its identities."""
+
+    KEY = "external_id"
+
     external_id: str
     name: str
     microsoft_tenant_id: str

@@ -4,6 +4,7 @@ is written (`parse_file`)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -77,6 +78,29 @@ class Refusals:
     def raise_any(self) -> None:
         if self.problems:
             raise InvalidImportFile(self.problems, self.more)
+
+    def unique(
+        self,
+        items: list,
+        path: str,
+        key_name: str,
+        parse: Callable[[Refusals, str, object], T | None],
+        seen: dict[Hashable, str] | None = None,
+    ) -> list[T]:
+        """The entries of the array at `path` that parse; one whose key (`key_name`) an earlier
+        entry, or one in `seen`, already used is refused."""
+        seen = {} if seen is None else seen
+        kept: list[T] = []
+        for index, item in enumerate(items):
+            where = _labelled(f"{path}[{index}]", item, key_name)
+            value = parse(self, where, item)
+            if value is None:
+                continue
+            if value.key in seen:
+                self.add(where, f"duplicate {key_name}, also used by {seen[value.key]}")
+            seen.setdefault(value.key, where)
+            kept.append(value)
+        return kept
 
 
 class _Entry:
@@ -281,14 +305,7 @@ def _organisation(refusals: Refusals, value: object) -> OrganisationData | None:
     billing_email = entry.billing_email("billing_email")
     stripe_customer_id = entry.text("stripe_customer_id", max_length=255, required=False)
     portal_direct_access = entry.boolean("portal_direct_access")
-    prices = _unique_entries(
-        refusals,
-        entry.array("prices"),
-        "organisation.prices",
-        "from_month",
-        lambda where, item: _price(refusals, where, item),
-        lambda price: price.from_month,
-    )
+    prices = refusals.unique(entry.array("prices"), "organisation.prices", "from_month", _price)
     if entry.failed or not (slug and name and billing_email):
         return None
     return OrganisationData(
@@ -355,14 +372,8 @@ def _tenant(
     if onboarded_on and offboarded_on and offboarded_on <= onboarded_on:
         entry.refuse(f'"offboarded_on" {offboarded_on} is not after "onboarded_on" {onboarded_on}')
     pauses = _ranges(refusals, entry, "pauses")
-    identities = _unique_entries(
-        refusals,
-        entry.array("identities"),
-        f"{where} identities",
-        "id",
-        lambda identity_where, item: _identity(refusals, identity_where, item),
-        lambda identity: identity.external_id,
-        seen=identity_ids,
+    identities = refusals.unique(
+        entry.array("identities"), f"{where} identities", "id", _identity, seen=identity_ids
     )
     if entry.failed or not (external_id and name and microsoft_tenant_id and onboarded_on):
         return None
@@ -390,31 +401,6 @@ def _identity(refusals: Refusals, where: str, value: object) -> IdentityData | N
     return IdentityData(external_id, display_name, user_principal_name, sorted_ranges(periods))
 
 
-def _unique_entries(
-    refusals: Refusals,
-    items: list,
-    path: str,
-    key_name: str,
-    parse: Callable[[str, object], T | None],
-    key: Callable[[T], Hashable],
-    seen: dict[Hashable, str] | None = None,
-) -> list[T]:
-    """The entries of the array at `path` that parse; one whose `key_name` an earlier entry
-    (or one in `seen`) already used is refused."""
-    seen = {} if seen is None else seen
-    kept: list[T] = []
-    for index, item in enumerate(items):
-        where = _labelled(f"{path}[{index}]", item, key_name)
-        value = parse(where, item)
-        if value is None:
-            continue
-        if key(value) in seen:
-            refusals.add(where, f"duplicate {key_name}, also used by {seen[key(value)]}")
-        seen.setdefault(key(value), where)
-        kept.append(value)
-    return kept
-
-
 def sorted_ranges(ranges: Iterable[DateRange]) -> tuple[DateRange, ...]:
     """Date ranges in a canonical order, so that lists can be compared."""
     return tuple(sorted(ranges, key=lambda r: (r[0], r[1] is None, r[1] or r[0])))
@@ -431,23 +417,9 @@ def parse_file(data: object) -> ImportFile:
     if organisation_value is not None:
         organisation = _organisation(refusals, organisation_value)
 
-    members = _unique_entries(
-        refusals,
-        top.array("members"),
-        "members",
-        "email",
-        lambda where, item: _member(refusals, where, item),
-        lambda member: member.email.lower(),
-    )
-    identity_ids: dict[str, str] = {}
-    tenants = _unique_entries(
-        refusals,
-        top.array("tenants"),
-        "tenants",
-        "id",
-        lambda where, item: _tenant(refusals, where, item, identity_ids),
-        lambda tenant: tenant.external_id,
-    )
+    members = refusals.unique(top.array("members"), "members", "email", _member)
+    tenant = functools.partial(_tenant, identity_ids={})
+    tenants = refusals.unique(top.array("tenants"), "tenants", "id", tenant)
 
     refusals.raise_any()
     assert organisation is not None
