@@ -471,5 +471,6 @@ def test_workers_share_the_figures_through_redis(app, sample, redis_prefix):
     keys = [key.decode() for key in store.scan_iter(match=f"{redis_prefix}*")]
     store.close()
     assert keys == [
-        f"{redis_prefix}usage1:month:{sample.id}:{sample.usage_revision}:{month}:closed"
+        f"{redis_prefix}usage{figures_cache.KEY_VERSION}:month:"
+        f"{sample.id}:{sample.usage_revision}:{month}:closed"
     ]
