@@ -6,11 +6,14 @@ lines:
 
 - `month_usage`: a month's lines grouped per tenant, with the tenants' and the month's sums
   (the report; with `tenant_id`, one tenant's page);
-- `month_totals`: the same sums without keeping the lines (the Usage page's summary);
-- `monthly_totals`: each month's total cost from January 2026 (the chart);
+- `month_totals`: the same sums, from the lines counted by their billable days rather than
+  built (`day_counts`; the Usage page's summary);
+- `monthly_totals`: each month's total cost from January 2026, likewise (the chart);
 - `lines`: the lines as they come, one month or several (the month before, CSV exports).
 
-The billing rules themselves are in `proration`, the loading in `queries`.
+Both `user_lines` and `day_counts` take the billable days of each identity and month from
+`_billable`, the one place the rules are applied; the rules themselves are in `proration`, the
+loading in `queries`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from billing_app.figures.proration import (
     prorated_cost,
     prorated_units,
     tenant_spans,
-    within,
 )
 from billing_app.figures.queries import IdentityRow, TenantRow
 from billing_app.models import Organisation
@@ -137,6 +139,7 @@ class _Window:
     count (costs[d], units[d])."""
 
     month: Month
+    days: int
     lo: int
     hi: int
     unit_price: Decimal
@@ -156,6 +159,7 @@ def _windows(months: Sequence[Month], prices: Sequence[PriceEntry], today: dt.da
         windows.append(
             _Window(
                 month,
+                days,
                 start.toordinal(),
                 end.toordinal(),
                 unit_price,
@@ -164,6 +168,45 @@ def _windows(months: Sequence[Month], prices: Sequence[PriceEntry], today: dt.da
             )
         )
     return windows
+
+
+def _billable(
+    tenants: Iterable[TenantRow], identities: Iterable[IdentityRow], windows: Sequence[_Window]
+) -> Iterator[tuple[IdentityRow, int, int, int, int]]:
+    """The rule applied: for each identity in turn, each window (by its index) in which it has
+    billable days (`proration.identity_spans`), as (identity, window index, first billable
+    ordinal, ordinal after the last, billable days)."""
+    if not windows:
+        return
+    lo, hi = windows[0].lo, windows[-1].hi
+    spans_of = {
+        t.id: tenant_spans(lo, hi, t.onboarded_on, t.offboarded_on, t.pauses) for t in tenants
+    }
+    single = len(windows) == 1
+    bounds = [(window.lo, window.hi) for window in windows]
+    for identity in identities:
+        spans = identity_spans(identity.periods, spans_of.get(identity.tenant_id, []), lo, hi)
+        if not spans:
+            continue
+        first, last = spans[0][0], spans[-1][1]
+        if single:
+            days = last - first if len(spans) == 1 else sum(b - a for a, b in spans)
+            yield identity, 0, first, last, days
+            continue
+        for index, (window_lo, window_hi) in enumerate(bounds):
+            if window_hi <= first:
+                continue
+            if window_lo >= last:
+                break
+            days, start, end = 0, 0, 0
+            for a, b in spans:
+                a, b = max(a, window_lo), min(b, window_hi)
+                if a < b:
+                    start = start or a
+                    end = b
+                    days += b - a
+            if days:
+                yield identity, index, start, end, days
 
 
 def user_lines(
@@ -177,38 +220,48 @@ def user_lines(
     turn, one line for each month in which it has a billable day. A month without a price in
     `prices` (newest first) has no lines. Lines are yielded as they are computed."""
     windows = _windows(months, prices, today)
-    if not windows:
-        return
-    lo, hi = windows[0].lo, windows[-1].hi
-    spans_of = {
-        t.id: tenant_spans(lo, hi, t.onboarded_on, t.offboarded_on, t.pauses) for t in tenants
+    day = {o: dt.date.fromordinal(o) for w in windows for o in range(w.lo, w.hi)}
+    for identity, index, start, end, days in _billable(tenants, identities, windows):
+        window = windows[index]
+        yield UserLine(
+            identity.id,
+            identity.external_id,
+            identity.display_name,
+            identity.user_principal_name,
+            day[start],
+            day[end - 1],
+            days,
+            window.days,
+            window.units[days],
+            window.unit_price,
+            window.costs[days],
+            identity.tenant_id,
+            window.month,
+        )
+
+
+def day_counts(
+    tenants: Iterable[TenantRow],
+    identities: Iterable[IdentityRow],
+    prices: Sequence[PriceEntry],
+    months: Sequence[Month],
+    today: dt.date,
+) -> dict[tuple[Month, int], list[int]]:
+    """The lines of `user_lines` counted instead of built: for each month and tenant, how
+    many users had d billable days (`counts[month, tenant id][d]`). A line's units and cost
+    depend on its days alone, so sums over these counts equal sums over the lines."""
+    windows = _windows(months, prices, today)
+    per_window: list[dict[int, list[int]]] = [{} for _ in windows]
+    for identity, index, _start, _end, days in _billable(tenants, identities, windows):
+        histogram = per_window[index].get(identity.tenant_id)
+        if histogram is None:
+            histogram = per_window[index][identity.tenant_id] = [0] * (windows[index].days + 1)
+        histogram[days] += 1
+    return {
+        (window.month, tenant_id): histogram
+        for window, histograms in zip(windows, per_window, strict=True)
+        for tenant_id, histogram in histograms.items()
     }
-    single = len(windows) == 1
-    day = dt.date.fromordinal
-    for identity in identities:
-        spans = identity_spans(identity.periods, spans_of.get(identity.tenant_id, []), lo, hi)
-        if not spans:
-            continue
-        for window in windows:
-            part = spans if single else within(spans, window.lo, window.hi)
-            if not part:
-                continue
-            days = part[0][1] - part[0][0] if len(part) == 1 else sum(b - a for a, b in part)
-            yield UserLine(
-                identity.id,
-                identity.external_id,
-                identity.display_name,
-                identity.user_principal_name,
-                day(part[0][0]),
-                day(part[-1][1] - 1),
-                days,
-                window.month.days,
-                window.units[days],
-                window.unit_price,
-                window.costs[days],
-                identity.tenant_id,
-                window.month,
-            )
 
 
 def billable_days(
@@ -248,15 +301,22 @@ class Loaded:
 
 
 def load(
-    organisation_id: int, months: Sequence[Month], today: dt.date, tenant_id: int | None = None
+    organisation_id: int,
+    months: Sequence[Month],
+    today: dt.date,
+    tenant_id: int | None = None,
+    details: bool = True,
 ) -> Loaded:
-    """The organisation's data touching `months` (ascending): three or four queries."""
+    """The organisation's data touching `months` (ascending): three or four queries; without
+    `details`, identities without their names."""
     first, last = months[0], months[-1]
     prices = queries.prices(organisation_id, last.end)
     tenants = queries.tenants(organisation_id, first.first_day, last.end, tenant_id)
     _, counted_end = counted_window(last, today)
     identities = (
-        queries.identities(organisation_id, first.first_day, last.end, counted_end, tenant_id)
+        queries.identities(
+            organisation_id, first.first_day, last.end, counted_end, tenant_id, details
+        )
         if tenants
         else iter(())
     )
@@ -370,24 +430,35 @@ def month_usage(
 
 
 def month_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
-    """The figures of `month_usage` per tenant and in all, summed from the same lines without
-    keeping them. Four queries."""
-    data = load(organisation.id, [month], today)
+    """The figures of `month_usage` per tenant and in all, summed from the same lines counted
+    by their billable days rather than built. Four queries."""
+    data = load(organisation.id, [month], today, details=False)
     unit_price, currency = price_for(data.prices, month)
-    sums = {t.id: [0, 0, _ZERO] for t in data.tenants}
-    for line in user_lines(data.tenants, data.identities, data.prices, [month], today):
-        tenant = sums[line.tenant_id]
-        tenant[0] += 1
-        tenant[1] += line.billable_days
-        tenant[2] += line.cost
-    tenants = [
-        TenantTotals(**_tenant_in_month(t, month), **_sums(*sums[t.id], month.days))
-        for t in _by_name(data.tenants)
-    ]
+    counts = day_counts(data.tenants, data.identities, data.prices, [month], today)
+    costs = [prorated_cost(unit_price, d, month.days) for d in range(month.days + 1)]
+    tenants = []
+    for t in _by_name(data.tenants):
+        histogram = counts.get((month, t.id), [0])
+        tenants.append(
+            TenantTotals(
+                **_tenant_in_month(t, month),
+                **_sums(
+                    sum(histogram[1:]),
+                    sum(days * users for days, users in enumerate(histogram)),
+                    _cost(histogram, costs),
+                    month.days,
+                ),
+            )
+        )
     return MonthTotals(
         organisation_id=organisation.id,
         **_month_fields(month, today, unit_price, currency, tenants),
     )
+
+
+def _cost(histogram: list[int], costs: Sequence[Decimal]) -> Decimal:
+    """The sum of the rounded costs of users counted by billable days."""
+    return sum((costs[days] * users for days, users in enumerate(histogram) if users), _ZERO)
 
 
 def months_until(today: dt.date) -> list[Month]:
@@ -407,11 +478,18 @@ def monthly_totals(organisation: Organisation, today: dt.date) -> list[tuple[Mon
     months = months_until(today)
     if not months:
         return []
-    data = load(organisation.id, months, today)
-    totals = {month: _ZERO for month in months if _priced(data.prices, month)}
-    for line in user_lines(data.tenants, data.identities, data.prices, months, today):
-        totals[line.month] += line.cost
-    return list(totals.items())
+    data = load(organisation.id, months, today, details=False)
+    counts = day_counts(data.tenants, data.identities, data.prices, months, today)
+    per_month = {month: [0] * (month.days + 1) for month in months if _priced(data.prices, month)}
+    for (month, _tenant), histogram in counts.items():
+        for days, users in enumerate(histogram):
+            per_month[month][days] += users
+    totals = []
+    for month, histogram in per_month.items():
+        unit_price, _ = price_for(data.prices, month)
+        costs = [prorated_cost(unit_price, d, month.days) for d in range(month.days + 1)]
+        totals.append((month, _cost(histogram, costs)))
+    return totals
 
 
 def _priced(prices: Sequence[PriceEntry], month: Month) -> bool:

@@ -156,11 +156,6 @@ def identity_spans(
     return intersection(spans, tenant)
 
 
-def within(spans: list[Span], lo: int, hi: int) -> list[Span]:
-    """Sorted, disjoint spans cut to [lo, hi)."""
-    return [(max(a, lo), min(b, hi)) for a, b in spans if a < hi and b > lo]
-
-
 def overlaps(ranges: Iterable[DateRange], lo: int, hi: int) -> bool:
     """Whether any of the ranges has a day in [lo, hi)."""
     return bool(clipped(ranges, lo, hi))
