@@ -64,7 +64,7 @@ def link_stripe(slug: str) -> None:
 
 
 def _set_portal_direct_access(slug: str, enabled: bool) -> None:
-    from .portal import set_direct_access
+    from .portal.service import set_direct_access
 
     organisation = _organisation(slug)
     if not set_direct_access(organisation, enabled):
@@ -116,10 +116,10 @@ def demo_invoices(slug: str) -> None:
         from dev.stripe_local.invoices import create_invoices, demo_year
     except ImportError as error:
         raise click.ClickException("Demo invoices need the development tools (dev/).") from error
-    from .months import FIRST_MONTH, available_months, today_utc
-    from .proration import NoPriceError
+    from .figures.cache import month_summary
+    from .figures.months import FIRST_MONTH, available_months, today_utc
+    from .figures.proration import NoPriceError
     from .stripe_gateway import StripeUnavailable, gateway
-    from .usage_summary import month_summary
 
     organisation = _organisation(slug)
     customer = organisation.stripe_customer_id

@@ -16,17 +16,17 @@ from sqlalchemy import select
 
 from billing_app import stripe_gateway
 from billing_app.extensions import db
+from billing_app.figures.cache import month_summary
+from billing_app.figures.months import Month, available_months
 from billing_app.invoices import service
 from billing_app.invoices.service import InvoiceState, invoice_row, invoice_state
 from billing_app.models import Organisation
-from billing_app.months import Month, available_months
 from billing_app.stripe_gateway import StripeGateway, StripeInvoice, StripeRequestFailed
-from billing_app.usage_summary import month_summary
 from dev.stripe_local.invoices import create_invoices
-from tests.conftest import make_organisation
+from tests.factories import make_organisation
 
 HX = {"HX-Request": "true"}
-DEMO_FILE = Path(__file__).resolve().parent.parent / "billing_app" / "demo" / "northwind.json"
+DEMO_FILE = Path(__file__).resolve().parent.parent / "dev" / "demo" / "northwind.json"
 
 
 def utc(day: str) -> int:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from ..figures.months import Month
 from ..models import Member, Organisation
-from ..months import Month
 from ..stripe_gateway import StripeGateway, StripeInvoice, StripeRequestFailed, StripeUnavailable
 
 log = logging.getLogger("billing_app.billing")

@@ -5,15 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request
 from flask_login import current_user
 
-from ..months import today_utc
-from ..permissions import Action, is_htmx, requires
+from ..access import is_htmx, requires
+from ..figures.months import today_utc
+from ..permissions import Action
 from ..stripe_gateway import gateway
 from . import service
 
 bp = Blueprint("invoices", __name__, url_prefix="/settings/usage/invoices")
 
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-VARY = {"Vary": "HX-Request"}
 
 
 @bp.get("")
@@ -22,7 +22,7 @@ def section():
     """The latest invoices, read from Stripe now: a fragment for htmx, else a page of its own."""
     shown = service.latest_invoices(current_user.organisation, stripe=gateway(), today=today_utc())
     template = "_invoices.html" if is_htmx() else "invoices.html"
-    return render_template(template, invoices=shown), shown.status, NO_STORE | VARY
+    return render_template(template, invoices=shown), shown.status, NO_STORE
 
 
 @bp.get("/<invoice_id>", endpoint="open")
