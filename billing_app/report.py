@@ -13,6 +13,7 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import xlsxwriter
@@ -40,6 +41,8 @@ _COUNT_FORMAT = "#,##0"
 _MAX_TEXT_WIDTH = 45
 """Text columns wider than this wrap instead, so that a sheet printed one page wide stays
 legible."""
+_MAX_ADDRESS_WIDTH = 60
+"""User principal names have no spaces to wrap at: their column may be wider."""
 _DATETIME_WIDTH = len("2026-12-31 23:59:59") + 3
 _PADDING = 2
 _HEADER_WIDENING = 1.2
@@ -165,6 +168,7 @@ class _Formats:
         self.note = add({"italic": True, "font_color": "#595959"})
         self.wrapped = add({"text_wrap": True})
         self.notes = add({"text_wrap": True, "indent": 1})
+        self.indented = add({"indent": 1})
         self.header_notes = add(
             {"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "valign": "top", "indent": 1}
         )
@@ -182,11 +186,31 @@ class _Formats:
         self.total_money = add({"bold": True, "top": 1, "num_format": money})
 
 
-def _width(texts: Iterable[str], minimum: int) -> int:
-    """A text column's width: its longest text, between `minimum` and the widest a column
-    gets before its text wraps."""
-    longest = max(map(len, texts), default=0)
-    return min(max(longest, minimum) + _PADDING, _MAX_TEXT_WIDTH)
+@dataclass(frozen=True, slots=True)
+class _TextColumn:
+    """A text column's width, and which of its texts may need more than one line."""
+
+    width: int
+    wraps: bool
+    """Whether some text is wider than the column (its cells then wrap)."""
+
+    def may_wrap(self, text: str) -> bool:
+        """Whether `text` may need more than one line (cheap, for every cell)."""
+        if not self.wraps or len(text) * 2 <= self.width - _PADDING:
+            return False
+        return len(text) > self.width - _PADDING or not text.isascii()
+
+
+def _text_column(texts: Iterable[str], minimum: int, maximum: int = _MAX_TEXT_WIDTH) -> _TextColumn:
+    """A text column as wide as its widest text, between `minimum` and the widest a column
+    gets before its text wraps. ASCII text is sized by its length (letters are about as wide
+    as digits, many narrower), other text by its characters."""
+    widest = 0.0
+    for text in texts:
+        size = len(text) if text.isascii() else sum(map(_character_width, text[:200]))
+        widest = max(widest, size)
+    needed = max(math.ceil(widest), minimum) + _PADDING
+    return _TextColumn(min(needed, maximum), wraps=needed > maximum)
 
 
 def _number_width(shown: Iterable[str], header: str) -> int:
@@ -212,6 +236,8 @@ def _character_width(character: str) -> float:
 def _wrapped_lines(text: str, width: int) -> int:
     """About how many lines `text` takes wrapped at spaces and hyphens in a column of
     `width`, counted generously (a line too many leaves a gap, a line too few overlaps)."""
+    if text.isascii() and len(text) <= width - _PADDING:
+        return 1
     room = max(1.0, width - 1.5)
     lines, used = 1, 0.0
     for token in _WRAP_TOKENS.findall(text[:20_000]):
@@ -354,8 +380,9 @@ def _write_summary(
     tenants = usage.tenants
     notes = [tenant_notes(tenant) for tenant in tenants]
     currency = usage.currency
-    name_width = _width((t.name for t in tenants), 20)
-    notes_width = _width(notes, 12)
+    name_column = _text_column((t.name for t in tenants), 20)
+    notes_column = _text_column(notes, 12)
+    name_width, notes_width = name_column.width, notes_column.width
     sheet.set_column(0, 0, name_width)
     # Column B also holds the values beside the labels above the table, among them the
     # generation time, a date and time that needs all of its width.
@@ -396,12 +423,12 @@ def _write_summary(
         height = _row_height(((tenant.name, name_width), (note, notes_width)))
         if height:
             sheet.set_row(row, height)
-        write_string(row, 0, cell_text(tenant.name), f.wrapped)
+        write_string(row, 0, cell_text(tenant.name), f.wrapped if name_column.wraps else None)
         write_number(row, 1, tenant.billable_users, f.count)
         write_number(row, 2, float(tenant.units), f.units)
         write_number(row, 3, float(tenant.cost), f.money)
         if note:
-            write_string(row, 4, note, f.notes)
+            write_string(row, 4, note, f.notes if notes_column.wraps else f.indented)
         sheet.write_url(row, 5, internal_link(name), string="Open sheet")
     if tenants:
         sheet.autofilter(header, 0, row, len(SUMMARY_COLUMNS) - 1)
@@ -452,8 +479,9 @@ def _date_serials(month: Month) -> dict[dt.date, int]:
 def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: TenantUsage) -> None:
     lines = tenant.lines
     currency = usage.currency
-    name_width = _width((line.display_name for line in lines), 20)
-    upn_width = _width((line.user_principal_name for line in lines), 20)
+    name_column = _text_column((line.display_name for line in lines), 20)
+    upn_column = _text_column((line.user_principal_name for line in lines), 20, _MAX_ADDRESS_WIDTH)
+    name_width, upn_width = name_column.width, upn_column.width
     sheet.set_column(0, 0, name_width)
     sheet.set_column(1, 1, upn_width)
     sheet.set_column(2, 3, _number_width(["2026-12-31"], "Billable from"))
@@ -492,21 +520,23 @@ def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: Tena
     # undecorated writers skip XlsxWriter's A1-notation argument check on each cell.
     write_string = getattr(sheet, "_write_string", sheet.write_string)
     write_number = getattr(sheet, "_write_number", sheet.write_number)
-    date, units, price, money, wrapped = f.date, f.units, f.price, f.money, f.wrapped
+    date, units, price, money = f.date, f.units, f.price, f.money
+    name_format = f.wrapped if name_column.wraps else None
+    upn_format = f.wrapped if upn_column.wraps else None
+    name_may_wrap, upn_may_wrap = name_column.may_wrap, upn_column.may_wrap
     serials = _date_serials(usage.month)
     limit = CELL_TEXT_LIMIT // 2
-    fits = (min(name_width, upn_width) - _PADDING) / 2  # no text this long can wrap
     row = header
     for line in lines:
         row += 1
         name = line.display_name
         upn = line.user_principal_name
-        if len(name) > fits or len(upn) > fits:
+        if name_may_wrap(name) or upn_may_wrap(upn):
             height = _row_height(((name, name_width), (upn, upn_width)))
             if height:
                 sheet.set_row(row, height)
-        write_string(row, 0, name if len(name) <= limit else cell_text(name), wrapped)
-        write_string(row, 1, upn if len(upn) <= limit else cell_text(upn), wrapped)
+        write_string(row, 0, name if len(name) <= limit else cell_text(name), name_format)
+        write_string(row, 1, upn if len(upn) <= limit else cell_text(upn), upn_format)
         write_number(row, 2, serials[line.billable_from], date)
         write_number(row, 3, serials[line.billable_to], date)
         write_number(row, 4, line.billable_days)
