@@ -49,6 +49,8 @@ _HEADER_WIDENING = 1.2
 """Headers are bold, and bold letters are wider than the digits a column's width counts."""
 _LINE_HEIGHT = 15
 """Points per line of wrapped text: Excel's default row height for its default font."""
+_HEADER_HEIGHT = 2 * _LINE_HEIGHT
+"""Table headers take up to two lines."""
 _MAX_ROW_HEIGHT = 409
 _NARROW_CHARACTERS = frozenset(" .,:;'|!-()[]ijlftrI")
 _WRAP_TOKENS = re.compile(r"[^\s-]*-|[^\s-]+|\s")
@@ -161,17 +163,14 @@ class _Formats:
         money = money_format(currency)
         self.title = add({"bold": True, "font_size": 14})
         self.label = add({"bold": True})
-        self.header = add({"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "valign": "top"})
-        self.header_number = add(
-            {"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "align": "right", "valign": "top"}
-        )
+        heading = {"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "text_wrap": True}
+        self.header = add(heading)
+        self.header_number = add(heading | {"align": "right"})
         self.note = add({"italic": True, "font_color": "#595959"})
         self.wrapped = add({"text_wrap": True})
         self.notes = add({"text_wrap": True, "indent": 1})
         self.indented = add({"indent": 1})
-        self.header_notes = add(
-            {"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "valign": "top", "indent": 1}
-        )
+        self.header_notes = add(heading | {"indent": 1})
         self.date = add({"num_format": _DATE_FORMAT})
         self.datetime = add({"num_format": _DATETIME_FORMAT, "align": "left"})
         self.count = add({"num_format": _COUNT_FORMAT})
@@ -214,9 +213,10 @@ def _text_column(texts: Iterable[str], minimum: int, maximum: int = _MAX_TEXT_WI
 
 
 def _number_width(shown: Iterable[str], header: str) -> int:
-    """A number column's width: wide enough for its header and every value as shown, so
-    that no reader shows `###` instead of a number."""
-    header_width = math.ceil(len(header) * _HEADER_WIDENING)
+    """A number column's width: wide enough for every value as shown, so that no reader
+    shows `###` instead of a number, and for each word of its header (which wraps onto the
+    header row's second line)."""
+    header_width = math.ceil(max(map(len, header.split())) * _HEADER_WIDENING)
     return max(header_width, max(map(len, shown), default=0)) + _PADDING
 
 
@@ -411,6 +411,7 @@ def _write_summary(
     write_string(5, 2, f"per billable user per month ({usage.currency.upper()})")
 
     header = SUMMARY_HEADER_ROW
+    sheet.set_row(header, _HEADER_HEIGHT)
     for col, title in enumerate(SUMMARY_COLUMNS):
         cell_format = f.header_number if col in (1, 2, 3) else f.header
         write_string(header, col, title, f.header_notes if col == 4 else cell_format)
@@ -512,6 +513,7 @@ def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: Tena
     if not lines:
         write_string(header, 0, f"No billable users in {usage.month.label}.", f.note)
         return
+    sheet.set_row(header, _HEADER_HEIGHT)
     for col, title in enumerate(TENANT_COLUMNS):
         write_string(header, col, title, f.header if col < 2 else f.header_number)
     sheet.freeze_panes(header + 1, 0)
