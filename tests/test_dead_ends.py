@@ -8,8 +8,8 @@ import re
 import pytest
 from markupsafe import escape
 
-from billing_app.auth import SENT_TO_SIGN_IN, SIGNED_OUT
-from tests.conftest import CSRF_INPUT
+from billing_app.auth.views import SENT_TO_SIGN_IN, SIGNED_OUT
+from tests.factories import CSRF_INPUT
 
 REASON = str(escape(SENT_TO_SIGN_IN))
 HREF = re.compile(r'<a\b[^>]*\bhref="([^"]*)"')

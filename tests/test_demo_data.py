@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from billing_app.demo import make_demo
 from billing_app.extensions import db
+from billing_app.figures.calculator import month_usage
+from billing_app.figures.months import Month
 from billing_app.importer import import_file
 from billing_app.models import Member, Organisation
-from billing_app.months import Month
-from billing_app.proration import month_usage
-from billing_app.sample_data import SPECIAL_TENANT_NAMES, organisation_data
+from dev.demo import make_demo
+from dev.sample_data import SPECIAL_TENANT_NAMES, organisation_data
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FILE = Path(make_demo.__file__).with_name("northwind.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billing_app.permissions import MATRIX, Action, Role, role_may
-from tests.conftest import ROLES
+from tests.factories import ROLES
 
 ALLOWED, REFUSED = "allowed", "refused"
 

@@ -16,9 +16,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from billing_app.months import Month
-from billing_app.proration import MonthUsage, TenantUsage, UserLine, prorated_cost
-from billing_app.report import write_report
+from billing_app.figures.calculator import MonthUsage, TenantUsage, UserLine
+from billing_app.figures.months import Month
+from billing_app.figures.proration import prorated_cost
+from billing_app.reports.writer import write_report
 
 SEPTEMBER = Month(2026, 9)
 GENERATED_AT = dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
@@ -50,6 +51,8 @@ def _line(number: int, price: Decimal, days: int, first_day: int = 1) -> UserLin
         units=Decimal(days) / SEPTEMBER.days,
         unit_price=price,
         cost=prorated_cost(price, days, SEPTEMBER.days),
+        tenant_id=number // 10_000,
+        month=SEPTEMBER,
     )
 
 
