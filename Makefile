@@ -9,7 +9,7 @@ PORT ?= 5000
 STRIPE_PORT ?= 8420
 DEMO_FILE := dev/demo/northwind.json
 
-.PHONY: run test lint format serve clean
+.PHONY: run test lint format serve clean chromium print-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ $(VENV)/.serve: $(BIN)/python pyproject.toml requirements.lock
 	touch $@
 
 ## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
-test: $(VENV)/.test chromium
+test: $(VENV)/.test chromium print-tools
 	$(BIN)/pytest
 
 chromium:
@@ -57,6 +57,14 @@ chromium:
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# LibreOffice Calc and poppler-utils: the print test converts a report to PDF and reads it.
+print-tools:
+	@{ command -v soffice && command -v pdftotext && command -v pdfinfo; } >/dev/null 2>&1 || { \
+	  echo "Installing Debian's LibreOffice Calc and poppler-utils for the print test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    libreoffice-calc-nogui poppler-utils >/dev/null; }
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .

@@ -1,12 +1,14 @@
-"""Sample organisations in the import format, generated deterministically from a seed.
+"""Sample organisations in the import format for tests and benchmarks, generated
+deterministically from a seed.
 
 The data has what real usage has: tenants onboarded mid-month, paused (some
 across a month end, one until further notice) and offboarded; identities joining
-and leaving mid-month, with overlapping billable periods; a price change; tenant
-names that are long, carry characters Excel forbids in sheet names, look like
-formulas or are not ASCII.
+and leaving mid-month, with overlapping billable periods; a price change. And it has
+what hostile or careless input has: tenant and user names that are long, carry
+characters Excel forbids in sheet names, look like formulas or are not ASCII. (The demo
+organisation of `make run` is written by `dev/demo/make_demo.py` and has none
+of those.)
 
-    python -m dev.sample_data --demo > dev/demo/northwind.json
     python -m dev.sample_data --slug big-msp --tenants 1000 --identities-per-tenant 100
 """
 
@@ -250,36 +252,18 @@ def _domain(name: str, index: int) -> str:
     return f"{label or 'tenant'}-{index + 1}.example"
 
 
-def demo_data() -> dict[str, Any]:
-    """Northwind MSP, the organisation of the demo and of `make run`."""
-    return organisation_data(
-        slug="northwind-msp",
-        name="Northwind MSP",
-        email_domain="northwind.example",
-        billing_email="billing@northwind.example",
-        tenants=20,
-        identities_per_tenant=15,
-        seed=2026,
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print a sample organisation as import JSON.")
-    parser.add_argument("--demo", action="store_true", help="Northwind MSP, the demo data")
     parser.add_argument("--slug", default="sample-msp")
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--identities-per-tenant", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    data = (
-        demo_data()
-        if args.demo
-        else organisation_data(
-            slug=args.slug,
-            tenants=args.tenants,
-            identities_per_tenant=args.identities_per_tenant,
-            seed=args.seed,
-        )
+    data = organisation_data(
+        slug=args.slug,
+        tenants=args.tenants,
+        identities_per_tenant=args.identities_per_tenant,
+        seed=args.seed,
     )
     sys.stdout.buffer.write(json.dumps(data, indent=2, ensure_ascii=False).encode() + b"\n")
     sys.stdout.flush()

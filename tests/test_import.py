@@ -1,5 +1,5 @@
 """`flask usage import`: refusals, idempotency, updates by id, all-or-nothing, the command,
-the database's own constraints, and the sample and demo data."""
+the database's own constraints, and the sample data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +27,8 @@ from billing_app.models import (
     TenantPause,
 )
 from billing_app.portal.service import WHITELIST_AUDIT_ACTION
-from dev.sample_data import demo_data, organisation_data
+from dev.sample_data import organisation_data
 from tests.factories import make_organisation, northwind
-
-DEMO_FILE = Path(__file__).resolve().parent.parent / "dev" / "demo" / "northwind.json"
 
 
 def snapshot() -> dict[str, list[tuple]]:
@@ -864,24 +861,3 @@ def test_sample_data_has_the_hard_cases():
         "billing",
         "external_guest",
     }
-
-
-def test_demo_file_is_the_generated_demo_data():
-    assert json.loads(DEMO_FILE.read_text(encoding="utf-8")) == demo_data()
-
-
-def test_demo_file_imports(app, auth):
-    data = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
-    assert data["organisation"]["stripe_customer_id"] is None
-    with app.app_context():
-        summary = import_file(data)
-        assert summary.tenants.total == 20
-        assert 200 <= summary.identities.total <= 400
-        emails = set(db.session.scalars(select(Member.email)))
-        assert emails == {
-            "admin@northwind.example",
-            "member@northwind.example",
-            "finance@northwind.example",
-            "guest@northwind.example",
-        }
-    assert auth.login("finance@northwind.example", "demo-billing").status_code == 303

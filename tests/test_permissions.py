@@ -13,6 +13,9 @@ ALLOWED, REFUSED = "allowed", "refused"
 # from the code under test. `allowed` means "not refused": the route may still answer
 # 400 for an empty form, but never 403.
 ROUTES: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": ALLOWED,
+    },
     ("GET", "/settings/usage"): {
         "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
     },
@@ -42,6 +45,18 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
     },
 }  # fmt: skip
 
+# Routes outside the Usage area, open to anyone (each guards itself: CSRF, signatures).
+PUBLIC_ROUTES = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/healthz"),
+    ("POST", "/webhooks/stripe"),
+    ("GET", "/static/<path:filename>"),
+}
+REFUSED_TO_GUESTS = sorted(
+    route for route, cells in ROUTES.items() if cells["external_guest"] == REFUSED
+)
 
 MATRIX_CELLS = {
     ("view_usage", "admin"): True,
@@ -99,6 +114,11 @@ def test_route_answers_each_role(auth, organisation, method, path, role):
 def test_route_sends_anonymous_visitors_to_login(client, organisation, method, path):
     response = client.get(path) if method == "GET" else client.post(path)
     if method == "GET":
+        if path == "/":
+            # The front door leads to the Usage page, which sends them on.
+            assert response.status_code == 302
+            assert response.headers["Location"] == "/settings/usage"
+            response = client.get(response.headers["Location"])
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/login")
     else:
@@ -106,7 +126,7 @@ def test_route_sends_anonymous_visitors_to_login(client, organisation, method, p
         assert response.status_code in (302, 400)
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
+@pytest.mark.parametrize(("method", "path"), REFUSED_TO_GUESTS)
 def test_htmx_refusal_is_a_status_not_a_redirect(auth, organisation, method, path):
     auth.as_role("external_guest")
     headers = {"HX-Request": "true"}
@@ -129,7 +149,17 @@ def test_every_usage_route_is_guarded_and_listed(app):
         assert hasattr(view, "required_action"), f"{rule.rule} is not guarded by the matrix"
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             guarded.add((method, rule.rule))
-    assert guarded == set(ROUTES)
+    assert guarded == {route for route in ROUTES if route[1].startswith("/settings/")}
+
+
+def test_every_route_is_in_the_table_or_public(app):
+    """A new route anywhere, without a row above, fails here."""
+    routes = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routes - PUBLIC_ROUTES == set(ROUTES)
 
 
 def test_external_guest_gets_a_friendly_403_page(auth, organisation):

@@ -1,10 +1,10 @@
-"""Sign-in and sign-out."""
+"""Sign-in and sign-out, and the site's front door."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 
@@ -18,6 +18,10 @@ bp = Blueprint("auth", __name__)
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
+
+SENT_TO_SIGN_IN = "Sign in to see your organisation's usage."
+"""What the login page says to a visitor it was sent to from a page that needs a member."""
+SIGNED_OUT = "You have been signed out."
 
 
 @login_manager.user_loader
@@ -71,7 +75,8 @@ def login():
         status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("login.html", form=form, next=next_path), status
+    reason = SENT_TO_SIGN_IN if next_path else None
+    return render_template("login.html", form=form, next=next_path, reason=reason), status
 
 
 @bp.post("/logout")
@@ -79,4 +84,11 @@ def login():
 def logout():
     """Sign out."""
     logout_user()
+    flash(SIGNED_OUT, "info")
     return redirect(url_for("auth.login"), code=303)
+
+
+@bp.get("/")
+def home():
+    """The front door: the Usage page, which sends anonymous visitors on to sign in."""
+    return redirect(url_for("usage.page"))

@@ -7,10 +7,13 @@ flat however many users the month has. Customer-controlled text is only ever wri
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import xlsxwriter
@@ -35,7 +38,22 @@ _DATE_FORMAT = "yyyy-mm-dd"
 _DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 _UNITS_FORMAT = "0.0000"
 _COUNT_FORMAT = "#,##0"
-_MAX_TEXT_WIDTH = 60
+_MAX_TEXT_WIDTH = 45
+"""Text columns wider than this wrap instead, so that a sheet printed one page wide stays
+legible."""
+_MAX_ADDRESS_WIDTH = 60
+"""User principal names have no spaces to wrap at: their column may be wider."""
+_DATETIME_WIDTH = len("2026-12-31 23:59:59") + 3
+_PADDING = 2
+_HEADER_WIDENING = 1.2
+"""Headers are bold, and bold letters are wider than the digits a column's width counts."""
+_LINE_HEIGHT = 15
+"""Points per line of wrapped text: Excel's default row height for its default font."""
+_HEADER_HEIGHT = 2 * _LINE_HEIGHT
+"""Table headers take up to two lines."""
+_MAX_ROW_HEIGHT = 409
+_NARROW_CHARACTERS = frozenset(" .,:;'|!-()[]ijlftrI")
+_WRAP_TOKENS = re.compile(r"[^\s-]*-|[^\s-]+|\s")
 
 TENANT_COLUMNS = (
     "Display name",
@@ -145,11 +163,14 @@ class _Formats:
         money = money_format(currency)
         self.title = add({"bold": True, "font_size": 14})
         self.label = add({"bold": True})
-        self.header = add({"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "valign": "top"})
-        self.header_number = add(
-            {"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "align": "right", "valign": "top"}
-        )
+        heading = {"bold": True, "bottom": 1, "bg_color": "#E8EEF4", "text_wrap": True}
+        self.header = add(heading)
+        self.header_number = add(heading | {"align": "right"})
         self.note = add({"italic": True, "font_color": "#595959"})
+        self.wrapped = add({"text_wrap": True})
+        self.notes = add({"text_wrap": True, "indent": 1})
+        self.indented = add({"indent": 1})
+        self.header_notes = add(heading | {"indent": 1})
         self.date = add({"num_format": _DATE_FORMAT})
         self.datetime = add({"num_format": _DATETIME_FORMAT, "align": "left"})
         self.count = add({"num_format": _COUNT_FORMAT})
@@ -164,9 +185,104 @@ class _Formats:
         self.total_money = add({"bold": True, "top": 1, "num_format": money})
 
 
-def _width(texts: Iterable[str], minimum: int) -> int:
-    longest = max(map(len, texts), default=0)
-    return min(max(longest, minimum) + 2, _MAX_TEXT_WIDTH)
+@dataclass(frozen=True, slots=True)
+class _TextColumn:
+    """A text column's width, and which of its texts may need more than one line."""
+
+    width: int
+    wraps: bool
+    """Whether some text is wider than the column (its cells then wrap)."""
+
+    def may_wrap(self, text: str) -> bool:
+        """Whether `text` may need more than one line (cheap, for every cell)."""
+        if not self.wraps or len(text) * 2 <= self.width - _PADDING:
+            return False
+        return len(text) > self.width - _PADDING or not text.isascii()
+
+
+def _text_column(texts: Iterable[str], minimum: int, maximum: int = _MAX_TEXT_WIDTH) -> _TextColumn:
+    """A text column as wide as its widest text, between `minimum` and the widest a column
+    gets before its text wraps. ASCII text is sized by its length (letters are about as wide
+    as digits, many narrower), other text by its characters."""
+    widest = 0.0
+    for text in texts:
+        size = len(text) if text.isascii() else sum(map(_character_width, text[:200]))
+        widest = max(widest, size)
+    needed = max(math.ceil(widest), minimum) + _PADDING
+    return _TextColumn(min(needed, maximum), wraps=needed > maximum)
+
+
+def _number_width(shown: Iterable[str], header: str) -> int:
+    """A number column's width: wide enough for every value as shown, so that no reader
+    shows `###` instead of a number, and for each word of its header (which wraps onto the
+    header row's second line)."""
+    header_width = math.ceil(max(map(len, header.split())) * _HEADER_WIDENING)
+    return max(header_width, max(map(len, shown), default=0)) + _PADDING
+
+
+def _character_width(character: str) -> float:
+    """About how wide a character is, in widths of a digit (what column widths count)."""
+    if character.isdigit():
+        return 1.0
+    if character in _NARROW_CHARACTERS:
+        return 0.5
+    if unicodedata.east_asian_width(character) in "WF":
+        return 2.0
+    if character.isupper() or character in "mw@%&":
+        return 1.2
+    return 0.9
+
+
+def _wrapped_lines(text: str, width: int) -> int:
+    """About how many lines `text` takes wrapped at spaces and hyphens in a column of
+    `width`, counted generously (a line too many leaves a gap, a line too few overlaps)."""
+    if text.isascii() and len(text) <= width - _PADDING:
+        return 1
+    room = max(1.0, width - 1.5)
+    lines, used = 1, 0.0
+    for token in _WRAP_TOKENS.findall(text[:20_000]):
+        size = sum(map(_character_width, token))
+        if token.isspace() or used + size <= room:
+            used += size
+            continue
+        if used > 0:
+            lines += 1
+        while size > room:
+            lines += 1
+            size -= room
+        used = size
+    return lines
+
+
+def _row_height(texts: Iterable[tuple[str, int]]) -> int | None:
+    """The height in points of a row whose (text, column width) pairs wrap, or None when
+    every text fits on one line. Readers keep the height a file gives a row rather than fit
+    it to wrapped text, so the report sets it."""
+    lines = max((_wrapped_lines(text, width) for text, width in texts), default=1)
+    return None if lines == 1 else min(lines * _LINE_HEIGHT, _MAX_ROW_HEIGHT)
+
+
+def _shown_money(amount: object, currency: str) -> str:
+    """`amount` about as the money format shows it (used to size its column)."""
+    symbol = CURRENCY_SYMBOLS.get(currency.lower())
+    text = f"{amount:,.2f}"
+    return f"{symbol}{text}" if symbol else f"{text} {currency.upper()}"
+
+
+def _shown_price(amount: object, currency: str) -> str:
+    """A unit price as its format shows it at its longest (four decimals)."""
+    return _shown_money(amount, currency) + "00"
+
+
+def _print_setup(sheet: Worksheet, header_row: int | None) -> None:
+    """Landscape, one page wide, the table's header row on every page, and the sheet's name
+    and page number in the footer."""
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)
+    sheet.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.7)
+    if header_row is not None:
+        sheet.repeat_rows(header_row)
+    sheet.set_footer("&L&A&RPage &P of &N")
 
 
 def _long_date(day: dt.date) -> str:
@@ -274,10 +390,22 @@ def _write_summary(
 ) -> None:
     tenants = usage.tenants
     notes = [tenant_notes(tenant) for tenant in tenants]
-    sheet.set_column(0, 0, _width((t.name for t in tenants), 20))
-    sheet.set_column(1, 3, 16)
-    sheet.set_column(4, 4, _width(notes, 12))
+    currency = usage.currency
+    name_column = _text_column((t.name for t in tenants), 20)
+    notes_column = _text_column(notes, 12)
+    name_width, notes_width = name_column.width, notes_column.width
+    sheet.set_column(0, 0, name_width)
+    # Column B also holds the values beside the labels above the table, among them the
+    # generation time, a date and time that needs all of its width.
+    users = (f"{n:,}" for n in (usage.billable_users, *(t.billable_users for t in tenants)))
+    sheet.set_column(1, 1, max(_number_width(users, SUMMARY_COLUMNS[1]), _DATETIME_WIDTH))
+    units = (f"{u:.4f}" for u in (usage.units, *(t.units for t in tenants)))
+    sheet.set_column(2, 2, _number_width(units, SUMMARY_COLUMNS[2]))
+    costs = (_shown_money(c, currency) for c in (usage.cost, *(t.cost for t in tenants)))
+    sheet.set_column(3, 3, _number_width(costs, SUMMARY_COLUMNS[3]))
+    sheet.set_column(4, 4, notes_width)
     sheet.set_column(5, 5, 12)
+    _print_setup(sheet, SUMMARY_HEADER_ROW if tenants else None)
 
     write_string = sheet.write_string
     write_string(0, 0, "Usage report", f.title)
@@ -291,20 +419,25 @@ def _write_summary(
     write_string(5, 2, f"per billable user per month ({usage.currency.upper()})")
 
     header = SUMMARY_HEADER_ROW
+    sheet.set_row(header, _HEADER_HEIGHT)
     for col, title in enumerate(SUMMARY_COLUMNS):
-        write_string(header, col, title, f.header_number if col in (1, 2, 3) else f.header)
+        cell_format = f.header_number if col in (1, 2, 3) else f.header
+        write_string(header, col, title, f.header_notes if col == 4 else cell_format)
     sheet.freeze_panes(header + 1, 0)
 
     write_number = sheet.write_number
     row = header
     for tenant, name, note in zip(tenants, names, notes, strict=True):
         row += 1
-        write_string(row, 0, cell_text(tenant.name))
+        height = _row_height(((tenant.name, name_width), (note, notes_width)))
+        if height:
+            sheet.set_row(row, height)
+        write_string(row, 0, cell_text(tenant.name), f.wrapped if name_column.wraps else None)
         write_number(row, 1, tenant.billable_users, f.count)
         write_number(row, 2, float(tenant.units), f.units)
         write_number(row, 3, float(tenant.cost), f.money)
         if note:
-            write_string(row, 4, note)
+            write_string(row, 4, note, f.notes if notes_column.wraps else f.indented)
         sheet.write_url(row, 5, internal_link(name), string="Open sheet")
     if tenants:
         sheet.autofilter(header, 0, row, len(SUMMARY_COLUMNS) - 1)
@@ -354,9 +487,20 @@ def _date_serials(month: Month) -> dict[dt.date, int]:
 
 def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: TenantUsage) -> None:
     lines = tenant.lines
-    sheet.set_column(0, 0, _width((line.display_name for line in lines), 20))
-    sheet.set_column(1, 1, _width((line.user_principal_name for line in lines), 20))
-    sheet.set_column(2, 8, 14)
+    currency = usage.currency
+    name_column = _text_column((line.display_name for line in lines), 20)
+    upn_column = _text_column((line.user_principal_name for line in lines), 20, _MAX_ADDRESS_WIDTH)
+    name_width, upn_width = name_column.width, upn_column.width
+    sheet.set_column(0, 0, name_width)
+    sheet.set_column(1, 1, upn_width)
+    sheet.set_column(2, 3, _number_width(["2026-12-31"], "Billable from"))
+    days = (f"{n:,}" for n in (tenant.billable_days, usage.days_in_month))
+    sheet.set_column(4, 4, _number_width(days, "Billable days"))
+    sheet.set_column(5, 5, _number_width([], "Days in month"))
+    sheet.set_column(6, 6, _number_width([f"{tenant.units:.4f}"], "Prorated units"))
+    sheet.set_column(7, 7, _number_width([_shown_price(usage.unit_price, currency)], "Unit price"))
+    sheet.set_column(8, 8, _number_width([_shown_money(tenant.cost, currency)], "Prorated cost"))
+    _print_setup(sheet, TENANT_HEADER_ROW if lines else None)
 
     write_string = sheet.write_string
     _write_labelled(
@@ -377,8 +521,9 @@ def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: Tena
     if not lines:
         write_string(header, 0, f"No billable users in {usage.month.label}.", f.note)
         return
+    sheet.set_row(header, _HEADER_HEIGHT)
     for col, title in enumerate(TENANT_COLUMNS):
-        write_string(header, col, title, f.header if col < 4 else f.header_number)
+        write_string(header, col, title, f.header if col < 2 else f.header_number)
     sheet.freeze_panes(header + 1, 0)
 
     # One line is nine cells and a report can have hundreds of thousands of lines: the
@@ -386,6 +531,9 @@ def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: Tena
     write_string = getattr(sheet, "_write_string", sheet.write_string)
     write_number = getattr(sheet, "_write_number", sheet.write_number)
     date, units, price, money = f.date, f.units, f.price, f.money
+    name_format = f.wrapped if name_column.wraps else None
+    upn_format = f.wrapped if upn_column.wraps else None
+    name_may_wrap, upn_may_wrap = name_column.may_wrap, upn_column.may_wrap
     serials = _date_serials(usage.month)
     limit = CELL_TEXT_LIMIT // 2
     row = header
@@ -393,8 +541,12 @@ def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: Tena
         row += 1
         name = line.display_name
         upn = line.user_principal_name
-        write_string(row, 0, name if len(name) <= limit else cell_text(name))
-        write_string(row, 1, upn if len(upn) <= limit else cell_text(upn))
+        if name_may_wrap(name) or upn_may_wrap(upn):
+            height = _row_height(((name, name_width), (upn, upn_width)))
+            if height:
+                sheet.set_row(row, height)
+        write_string(row, 0, name if len(name) <= limit else cell_text(name), name_format)
+        write_string(row, 1, upn if len(upn) <= limit else cell_text(upn), upn_format)
         write_number(row, 2, serials[line.billable_from], date)
         write_number(row, 3, serials[line.billable_to], date)
         write_number(row, 4, line.billable_days)
