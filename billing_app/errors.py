@@ -13,6 +13,7 @@ MESSAGES = {
     403: "You do not have access to this page. Ask an admin of your organisation if you need it.",
     404: "There is nothing here.",
     405: "That action is not available here.",
+    413: "That request is too large: Petra accepts at most 1 MB at a time.",
     429: "Too many attempts. Please wait a minute and try again.",
 }
 

@@ -7,6 +7,9 @@
 - `Cache-Control: no-store` on everything but static files, so pages of signed-in members
   stay out of browser caches and the back/forward cache.
 - `Vary: HX-Request` on the Usage routes, whose answer (page or fragment) depends on it.
+
+And before any view: a request whose body is larger than `MAX_CONTENT_LENGTH` is refused
+with 413 before any of it is read, whichever route it is sent to.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, abort, current_app, request
 
 STRIPE_PORTAL_ORIGIN = "https://billing.stripe.com"
 HSTS = "max-age=31536000; includeSubDomains"
@@ -81,5 +84,15 @@ def _add_headers(response: Response) -> Response:
     return response
 
 
+def _refuse_large_bodies() -> None:
+    """413 for a declared body over the limit, before anything reads it (a body without a
+    declared length is cut off at the limit by werkzeug as it is read)."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    length = request.content_length
+    if limit is not None and length is not None and length > limit:
+        abort(413)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_refuse_large_bodies)
     app.after_request(_add_headers)
