@@ -31,9 +31,10 @@ def stripe_failure(error: stripe.StripeError) -> StripeRequestFailed:
         return StripeRequestFailed("Stripe could not be reached.", "unreachable")
     if isinstance(error, stripe.RateLimitError):
         return StripeRequestFailed("Stripe is busy; try again shortly.", "busy")
-    if isinstance(error, stripe.IdempotencyError) and error.http_status == 409:
-        # An earlier attempt with the same idempotency key is still being answered.
-        return StripeRequestFailed("Stripe is still working on an earlier attempt.", "busy")
+    if error.http_status == 409:
+        # A conflict: an earlier attempt with the same idempotency key is still being answered,
+        # or the object is locked by another request. Trying again shortly is the remedy.
+        return StripeRequestFailed("Stripe is still working on an earlier request.", "busy")
     if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
         return StripeRequestFailed("Stripe does not know this customer.", "missing")
     if isinstance(error, stripe.APIError) or (error.http_status or 0) >= 500:

@@ -278,10 +278,13 @@ class _Emulator:
         rule = None if _is_control(request.path) else self._take_fault(request)
         if rule is None:
             return await handler(request)
+        if rule["status"] is None:
+            # A slow Stripe: the request is taken (and holds its idempotency key) at once,
+            # and answered late (see apply_idempotency).
+            request["stripe_local.delay"] = rule["delay"]
+            return await handler(request)
         if rule["delay"]:
             await asyncio.sleep(rule["delay"])
-        if rule["status"] is None:
-            return await handler(request)
         status = rule["status"]
         type_, code, message = _FAULT_ERRORS.get(
             status, _SERVER_ERROR if status >= 500 else ("invalid_request_error", None, "Error.")
@@ -317,6 +320,7 @@ class _Emulator:
     async def apply_idempotency(self, request: web.Request, handler) -> web.StreamResponse:
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or not _is_api(request.path) or key is None:
+            await asyncio.sleep(request.get("stripe_local.delay", 0))
             return await handler(request)
         if not key or len(key) > 255:
             return _stripe_error(
@@ -332,6 +336,7 @@ class _Emulator:
         saved = self.idempotency[scope] = _Saved(request.method, request.path, params)
         self._prune_idempotency()
         try:
+            await asyncio.sleep(request.get("stripe_local.delay", 0))
             response = await handler(request)
         except BaseException:
             self.idempotency.pop(scope, None)
