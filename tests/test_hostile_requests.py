@@ -5,6 +5,8 @@ built to crash the importer."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import pytest
 from flask.testing import FlaskClient
@@ -14,10 +16,13 @@ from billing_app import create_app
 from billing_app.config import ConfigError, from_environment
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, StripeEvent
+from tests import test_integrity
 from tests.conftest import Auth, _test_config, update_organisation
 from tests.test_webhooks import OLD, customer_event, deliver, signed, state
 
 LIMIT = 1024 * 1024
+
+served = test_integrity.served  # the app under gunicorn, on this run's database
 
 
 class Body:
@@ -355,3 +360,52 @@ def test_a_good_import_file_still_imports(app, tmp_path):
     result = _import(app, tmp_path, json.dumps(data))
     assert result.exit_code == 0, result.output
     assert "tailspin" in result.output
+
+
+# The same through gunicorn, as a client would send them.
+
+
+def _raw_post(server, head: str, chunks) -> str:
+    """Send a request head and body chunks on a socket until the server answers; its status
+    line (the server may stop reading, and close, long before the body is sent)."""
+    with socket.create_connection((server.host, server.port), timeout=30) as connection:
+        connection.sendall(head.encode())
+        try:
+            for chunk in chunks:
+                connection.sendall(chunk)
+        except OSError:
+            pass
+        answer = b""
+        try:
+            while b"\r\n" not in answer:
+                data = connection.recv(4096)
+                if not data:
+                    break
+                answer += data
+        except OSError:
+            pass
+    return answer.split(b"\r\n", 1)[0].decode()
+
+
+def test_gunicorn_refuses_a_declared_200_mb_body_without_reading_it(served):
+    head = (
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {200 * LIMIT}\r\n\r\n"
+    )
+    started = time.monotonic()
+    status = _raw_post(served, head, [b"a" * 65536])
+    assert status.split(" ")[1] == "413", status
+    assert time.monotonic() - started < 10
+
+
+def test_gunicorn_refuses_a_chunked_body_at_1_mb(served):
+    head = (
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"a" * 65536
+    chunks = [b"%x\r\n" % len(chunk) + chunk + b"\r\n"] * 64 + [b"0\r\n\r\n"]  # 4 MB
+    status = _raw_post(served, head, chunks)
+    assert status.split(" ")[1] == "413", status
