@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from werkzeug.security import check_password_hash
 from werkzeug.urls import iri_to_uri
 
@@ -26,9 +26,7 @@ def load_member(session_id: str) -> Member | None:
     """The member of a session id (`<member id>:<session version>`), if it is still current:
     a session from before sign-out, a password change or a role change signs no one in."""
     member_id, _, version = session_id.partition(":")
-    if not (member_id.isascii() and member_id.isdigit() and version.isascii()):
-        return None
-    if not version.isdigit():
+    if not all(part.isascii() and part.isdigit() for part in (member_id, version)):
         return None
     member = db.session.get(Member, int(member_id))
     if member is None or member.session_version != int(version):
@@ -104,11 +102,7 @@ def login():
 @login_required
 def logout():
     """Sign out, here and in every other session of the member."""
-    db.session.execute(
-        update(Member)
-        .where(Member.id == current_user.id)
-        .values(session_version=Member.session_version + 1)
-    )
+    current_user.end_sessions()
     db.session.commit()
     logout_user()
     session.clear()

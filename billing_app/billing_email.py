@@ -18,6 +18,7 @@ import enum
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from sqlalchemy.orm import joinedload
 
 from .extensions import db
 from .models import AuditEvent, Member, Organisation, StripeEvent, utcnow
-from .stripe_gateway import CustomerEmail, StripeGateway, StripeRequestFailed, StripeUnavailable
+from .stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
 
 log = logging.getLogger("billing_app.billing")
 
@@ -371,8 +372,7 @@ def _update_stripe(organisation: Organisation, change: Change, stripe: StripeGat
                     "reach your organisation's billing. Confirm below to use it anyway.",
                 )
         key = idempotency_key(customer_id, organisation.billing_email, change.email, change.nonce)
-        held: CustomerEmail = stripe.update_customer_email(customer_id, change.email, key)
-        return held
+        return stripe.update_customer_email(customer_id, change.email, key)
     except StripeUnavailable as failure:
         status, message = _stripe_problem(failure)
         return Result(Outcome.STRIPE_FAILED, organisation.billing_email, status, message)
@@ -429,8 +429,9 @@ class MalformedEvent(ValueError):
     """A (signed) webhook body that is not an event in the shape Stripe sends."""
 
 
-MAX_STRIPE_TIME = 2**40
-"""Later than any Stripe timestamp (year 36812), and within a BIGINT."""
+CLOCK_AHEAD = 3600
+"""Seconds an event's `created` may be ahead of our clock: Stripe never sends one from later,
+and one far ahead would make every later event look stale."""
 
 
 @dataclass(frozen=True)
@@ -461,8 +462,8 @@ def read_event(payload: bytes) -> WebhookEvent:
     event_id = _text(data.get("id"), "id")
     event_type = _text(data.get("type"), "type", 100)
     created = data.get("created")
-    if type(created) is not int or not 0 <= created < MAX_STRIPE_TIME:
-        raise MalformedEvent("created must be a Unix time in whole seconds")
+    if type(created) is not int or not 0 <= created <= time.time() + CLOCK_AHEAD:
+        raise MalformedEvent("created must be a Unix time in whole seconds, not in the future")
     body = data.get("data")
     if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
         raise MalformedEvent("data.object must be an object")

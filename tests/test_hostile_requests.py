@@ -119,6 +119,7 @@ MALFORMED = {
     "created a float": _event(created=1700000000.5),
     "created huge": _event(created=10**30),
     "created negative": _event(created=-1),
+    "created next year": _event(created=int(time.time()) + 366 * 86400),
     "not an event": _event(object="customer"),
     "customer without id": _event(data={"object": {"object": "customer", "email": "a@b.example"}}),
     "customer id a number": _event(data={"object": {"id": 7, "object": "customer"}}),
