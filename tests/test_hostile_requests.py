@@ -17,7 +17,8 @@ from billing_app.config import ConfigError, from_environment
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, StripeEvent
 from tests import test_integrity
-from tests.conftest import Auth, _test_config, update_organisation
+from tests.conftest import _test_config
+from tests.factories import Auth, update_organisation
 from tests.test_webhooks import OLD, customer_event, deliver, signed, state
 
 LIMIT = 1024 * 1024

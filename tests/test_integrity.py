@@ -15,11 +15,11 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from billing_app import billing_email
-from billing_app.billing_email import idempotency_key
+from billing_app.billing_email import service as billing_email
+from billing_app.billing_email.service import idempotency_key
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
-from tests.conftest import Auth, unique_email
+from tests.factories import Auth, unique_email
 from tests.test_billing_email import (
     OLD,
     audit_rows,

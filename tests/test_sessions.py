@@ -13,7 +13,7 @@ from sqlalchemy import select
 from billing_app.extensions import db
 from billing_app.importer import import_file
 from billing_app.models import Member, Organisation
-from tests.conftest import CSRF_INPUT, PASSWORD, Auth
+from tests.factories import CSRF_INPUT, PASSWORD, Auth
 
 PAGE = "/settings/usage"
 ADMIN = "admin@northwind-msp.example"
