@@ -24,6 +24,30 @@ def _organisation(slug: str) -> Organisation:
     return organisation
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json(file: Path) -> object:
+    """The JSON in `file`, or a one-line ClickException saying why it cannot be read: not
+    UTF-8, not JSON, nested deeper than Python parses, a number too long, NaN or Infinity."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise click.ClickException(f"{file} is not UTF-8 text: {error.reason}.") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"{file} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise click.ClickException(
+            f"{file} is not an import file: its JSON is nested far too deeply."
+        ) from None
+    except ValueError as error:  # a number of thousands of digits, NaN, Infinity
+        message = str(error).splitlines()[0]
+        raise click.ClickException(f"{file} is not valid JSON: {message}.") from None
+
+
 @usage_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(file: Path) -> None:
@@ -31,9 +55,7 @@ def import_command(file: Path) -> None:
     from .importer import InvalidImportFile, import_file
 
     try:
-        summary = import_file(json.loads(file.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as error:
-        raise click.ClickException(f"{file} is not valid JSON: {error}") from error
+        summary = import_file(read_json(file))
     except InvalidImportFile as error:
         raise click.ClickException(f"{file} was not imported: {error}") from error
     click.echo(summary)
@@ -102,7 +124,7 @@ demo_cli = AppGroup("demo", help="Demo data.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def demo_sign_ins(file: Path) -> None:
     """Print the sign-ins of the members in a demo data file."""
-    data = json.loads(file.read_text(encoding="utf-8"))
+    data = read_json(file)
     click.echo("Demo sign-ins (email / password / role):")
     for member in data.get("members", []):
         click.echo(f"  {member['email']:<32} {member.get('password', '-'):<20} {member['role']}")

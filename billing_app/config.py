@@ -61,6 +61,52 @@ def _cache(url: str) -> dict:
     }
 
 
+MAX_CONTENT_LENGTH = 1024 * 1024
+"""Request bodies larger than this (1 MB) are refused with 413 before they are read."""
+
+SHARED_RATE_LIMIT_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "redis+unix://",
+    "redis+sentinel://",
+    "redis+cluster://",
+    "memcached://",
+    "valkey://",
+    "valkeys://",
+)
+
+
+def _rate_limit_storage(production: bool) -> str:
+    """`RATELIMIT_STORAGE_URI`; in production it must be a store every worker shares."""
+    uri = os.environ.get("RATELIMIT_STORAGE_URI", "").strip()
+    if production and not uri.startswith(SHARED_RATE_LIMIT_SCHEMES):
+        raise ConfigError(
+            "Refusing to start in production without a shared rate-limit store: set "
+            "RATELIMIT_STORAGE_URI to a redis:// URL (memory:// counts in each process "
+            "separately, so limits would not hold across workers)."
+        )
+    return uri or "memory://"
+
+
+def _host_names(value: str) -> list[str]:
+    return [name.strip().lower() for name in value.split(",") if name.strip()]
+
+
+def _hosts(production: bool) -> dict:
+    """`SERVER_NAME` and `TRUSTED_HOSTS`: the host names the app answers to (any when unset,
+    which production refuses). The server name is always one of the trusted hosts."""
+    server_name = os.environ.get("SERVER_NAME", "").strip().lower() or None
+    trusted = _host_names(os.environ.get("TRUSTED_HOSTS", ""))
+    if server_name is not None and server_name.split(":", 1)[0] not in trusted:
+        trusted.insert(0, server_name.split(":", 1)[0])
+    if production and not trusted:
+        raise ConfigError(
+            "Refusing to start in production without SERVER_NAME or TRUSTED_HOSTS "
+            "(the host names the app answers to)."
+        )
+    return {"SERVER_NAME": server_name, "TRUSTED_HOSTS": trusted or None}
+
+
 def from_environment(instance_path: Path) -> dict:
     """Build the app's configuration from environment variables."""
     env = os.environ.get("PETRA_ENV", "development")
@@ -91,9 +137,11 @@ def from_environment(instance_path: Path) -> dict:
         "STRIPE_MAX_RETRIES": int(os.environ.get("STRIPE_MAX_RETRIES", "2")),
         "STRIPE_READ_TIMEOUT": float(os.environ.get("STRIPE_READ_TIMEOUT", "2")),
         "STRIPE_READ_MAX_RETRIES": int(os.environ.get("STRIPE_READ_MAX_RETRIES", "1")),
-        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_STORAGE_URI": _rate_limit_storage(production),
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "petra"),
         **_cache(os.environ.get("CACHE_URL", "").strip()),
+        **_hosts(production),
+        "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
         "TRUSTED_PROXIES": _count("TRUSTED_PROXIES"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SESSION_COOKIE_SECURE": production,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from .access import is_htmx
 
@@ -13,6 +13,7 @@ MESSAGES = {
     403: "You do not have access to this page. Ask an admin of your organisation if you need it.",
     404: "There is nothing here.",
     405: "That action is not available here.",
+    413: "That request is too large: Petra accepts at most 1 MB at a time.",
     429: "Too many attempts. Please wait a minute and try again.",
 }
 
@@ -30,6 +31,11 @@ def init_app(app: Flask) -> None:
         return render_error(
             400, "Your session expired or the form was stale. Reload the page and try again."
         )
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(error: SecurityError):
+        """A host name the app does not answer to: no page, whose links would name that host."""
+        return "This host name is not served here.\n", 400, {"Content-Type": "text/plain"}
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

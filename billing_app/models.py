@@ -18,9 +18,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
+    inspect,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm.attributes import NEVER_SET, NO_VALUE
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
@@ -33,6 +36,10 @@ def utcnow() -> dt.datetime:
 
 
 ROLE_VALUES = tuple(role.value for role in Role)
+
+# Checked against when there is no password hash to check (an unknown email, a member without
+# a password), so that signing in takes as long whether or not the email is a member's.
+UNKNOWN_PASSWORD_HASH = generate_password_hash("no member has this password")
 
 
 class Organisation(db.Model):
@@ -83,6 +90,9 @@ class Member(UserMixin, db.Model):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Part of every session's member id: raising it signs the member out everywhere. It goes
+    # up on sign-out and whenever the password or the role changes (see `end_sessions`).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     organisation: Mapped[Organisation] = relationship(back_populates="members")
 
@@ -90,11 +100,35 @@ class Member(UserMixin, db.Model):
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
-        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+        """Whether `password` is the member's; as slow for a member without one (the hash
+        is checked either way, so the time taken tells nothing)."""
+        if not self.password_hash:
+            check_password_hash(UNKNOWN_PASSWORD_HASH, password)
+            return False
+        return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        """The id kept in the session: the member's id and session version."""
+        return f"{self.id}:{self.session_version}"
+
+    def end_sessions(self) -> None:
+        """Sign the member out of every session: the next flush raises the session version
+        in the database (atomically, whoever else raises it)."""
+        self.session_version = Member.session_version + 1
 
     @property
     def role_enum(self) -> Role:
         return Role(self.role)
+
+
+@event.listens_for(Member.password_hash, "set", active_history=True)
+@event.listens_for(Member.role, "set", active_history=True)
+def _credentials_changed(member: Member, value, old, _initiator) -> None:
+    """A changed password or role ends the member's sessions, however it is changed."""
+    if old is NO_VALUE or old is NEVER_SET or old == value:
+        return
+    if inspect(member).persistent:
+        member.end_sessions()
 
 
 class Price(db.Model):

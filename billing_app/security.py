@@ -6,14 +6,18 @@
 - Referrer-Policy, X-Content-Type-Options, X-Frame-Options; HSTS over HTTPS.
 - `Cache-Control: no-store` on everything but static files, so pages of signed-in members
   stay out of browser caches and the back/forward cache.
+
+And before any view: a request whose body is larger than `MAX_CONTENT_LENGTH` is refused
+with 413 before any of it is read, whichever route it is sent to.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, abort, current_app, request
 
 STRIPE_PORTAL_ORIGIN = "https://billing.stripe.com"
 HSTS = "max-age=31536000; includeSubDomains"
@@ -77,5 +81,29 @@ def _add_headers(response: Response) -> Response:
     return response
 
 
+def _refuse_large_bodies() -> None:
+    """413 for a body over the limit: at once when its declared length says so, before any
+    of it is read; for a chunked body (no declared length), as soon as the limit is passed,
+    the part read so far kept for the view."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is None:
+        return
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            abort(413)
+        return
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    environ = request.environ
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        abort(413)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+
+
 def init_app(app: Flask) -> None:
+    # First after the request id, before CSRF and rate limits read the form.
+    app.before_request_funcs.setdefault(None, []).insert(1, _refuse_large_bodies)
     app.after_request(_add_headers)

@@ -31,6 +31,10 @@ def stripe_failure(error: stripe.StripeError) -> StripeRequestFailed:
         return StripeRequestFailed("Stripe could not be reached.", "unreachable")
     if isinstance(error, stripe.RateLimitError):
         return StripeRequestFailed("Stripe is busy; try again shortly.", "busy")
+    if error.http_status == 409:
+        # A conflict: an earlier attempt with the same idempotency key is still being answered,
+        # or the object is locked by another request. Trying again shortly is the remedy.
+        return StripeRequestFailed("Stripe is still working on an earlier request.", "busy")
     if isinstance(error, stripe.InvalidRequestError) and error.code == "resource_missing":
         return StripeRequestFailed("Stripe does not know this customer.", "missing")
     if isinstance(error, stripe.APIError) or (error.http_status or 0) >= 500:
@@ -79,6 +83,19 @@ def _invoice(invoice: stripe.Invoice) -> StripeInvoice:
     )
 
 
+@dataclass(frozen=True)
+class CustomerEmail:
+    """The email a Stripe customer holds, as of `at` (Stripe's clock, Unix seconds).
+
+    `replayed`: Stripe answered a request it had already seen with the same idempotency key
+    by replaying its first answer; `email` is then what Stripe holds now, asked afresh.
+    """
+
+    email: str | None
+    at: int
+    replayed: bool = False
+
+
 @dataclass
 class StripeGateway:
     """Billing operations on the organisation's Stripe customer."""
@@ -119,10 +136,14 @@ class StripeGateway:
             raise stripe_failure(error) from error
         return session.url
 
-    def update_customer_email(self, customer_id: str, email: str, idempotency_key: str) -> int:
-        """Set the customer's email; return when Stripe made the change (Unix seconds, its clock).
+    def update_customer_email(
+        self, customer_id: str, email: str, idempotency_key: str
+    ) -> CustomerEmail:
+        """Set the customer's email; return the email Stripe holds afterwards, and when.
 
-        The idempotency key makes a retried request take effect once.
+        The idempotency key makes a retried request take effect once. A replayed answer
+        (`Idempotent-Replayed`) tells what Stripe did the first time, not what it holds now,
+        so the customer is then retrieved to tell that.
         """
         try:
             customer = self.client.v1.customers.update(
@@ -130,9 +151,14 @@ class StripeGateway:
                 params={"email": email},
                 options={"idempotency_key": idempotency_key},
             )
+            response = customer.last_response
+            if response is None or response.headers.get("Idempotent-Replayed") != "true":
+                return CustomerEmail(getattr(customer, "email", None), stripe_time(response))
+            current = self.client.v1.customers.retrieve(customer_id)
         except stripe.StripeError as error:
             raise stripe_failure(error) from error
-        return stripe_time(customer.last_response)
+        held = None if getattr(current, "deleted", False) else getattr(current, "email", None)
+        return CustomerEmail(held, stripe_time(current.last_response), replayed=True)
 
     def customer_ids_with_email(self, email: str, limit: int = 10) -> list[str]:
         """The ids of Stripe customers whose email is exactly `email` (up to `limit`)."""

@@ -210,6 +210,9 @@ class Auth:
             "/login", data={"email": email, "password": password, "csrf_token": token}
         )
         self.csrf_token = token
+        if response.status_code == 303:  # signing in renews the CSRF secret
+            page = self.client.get("/settings/usage").get_data(as_text=True)
+            self.csrf_token = CSRF_INPUT.search(page).group(1)
         return response
 
     def as_role(self, role: str, slug: str = "northwind-msp"):

@@ -146,11 +146,14 @@ def test_254_characters_is_still_accepted():
 
 
 def test_idempotency_key_is_stable_for_one_submission_only():
-    key = idempotency_key(1, "nonce-a", "ap@northwind.example")
-    assert key == idempotency_key(1, "nonce-a", "ap@northwind.example")
-    assert key != idempotency_key(1, "nonce-b", "ap@northwind.example")
-    assert key != idempotency_key(1, "nonce-a", "ar@northwind.example")
-    assert key != idempotency_key(2, "nonce-a", "ap@northwind.example")
+    key = idempotency_key("cus_1", OLD, "ap@northwind.example", "nonce-a")
+    assert key == idempotency_key("cus_1", OLD, "ap@northwind.example", "nonce-a")
+    assert key != idempotency_key("cus_1", OLD, "ap@northwind.example", "nonce-b")
+    assert key != idempotency_key("cus_1", OLD, "ar@northwind.example", "nonce-a")
+    assert key != idempotency_key("cus_2", OLD, "ap@northwind.example", "nonce-a")
+    assert key != idempotency_key(
+        "cus_1", "ar@northwind.example", "ap@northwind.example", "nonce-a"
+    )
     assert len(key) <= 255 and "ap@northwind" not in key
 
 
@@ -256,7 +259,9 @@ def test_save_updates_stripe_then_the_organisation_with_an_audit_event(
     assert audit_rows(app) == [("app", member_id(app), OLD, new)]
     (update,) = email_updates(stripe_server, org)
     assert update["params"] == {"email": new}
-    assert update["idempotency_key"] == idempotency_key(org.id, form["nonce"], new)
+    assert update["idempotency_key"] == idempotency_key(
+        org.stripe_customer_id, OLD, new, form["nonce"]
+    )
     with app.app_context():
         assert db.session.get(Organisation, org.id).billing_email_stripe_ts is not None
     # The history on the page shows the change with who made it.
@@ -404,7 +409,9 @@ def test_stripe_failure_changes_nothing_and_the_same_form_can_be_retried(
     assert audit_rows(app) == [("app", member_id(app), OLD, new)]
     first, second = email_updates(stripe_server, org)
     assert first["idempotency_key"] == second["idempotency_key"]
-    assert first["idempotency_key"] == idempotency_key(org.id, form["nonce"], new)
+    assert first["idempotency_key"] == idempotency_key(
+        org.stripe_customer_id, OLD, new, form["nonce"]
+    )
 
 
 def test_timeout_after_stripe_applied_it_is_finished_by_the_retry_without_a_second_change(

@@ -47,6 +47,8 @@ def _environment(**settings: str) -> dict[str, str]:
         "CACHE_URL",
         "CACHE_KEY_PREFIX",
         "TRUSTED_PROXIES",
+        "SERVER_NAME",
+        "TRUSTED_HOSTS",
         "BIND",
         "WEB_CONCURRENCY",
         "GUNICORN_THREADS",
@@ -88,6 +90,8 @@ def test_production_starts_with_its_secrets(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         SECRET_KEY="s" * 32,
         STRIPE_WEBHOOK_SECRET="whsec_x",
+        RATELIMIT_STORAGE_URI=REDIS_URL,
+        SERVER_NAME="billing.petra.example",
     )
     script = (
         "from billing_app import create_app; app = create_app();"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
+from werkzeug.security import check_password_hash
+from werkzeug.urls import iri_to_uri
 
 from billing_app.access import is_htmx
 from billing_app.auth.forms import LoginForm
 from billing_app.extensions import db, limiter, login_manager
-from billing_app.models import Member
+from billing_app.models import UNKNOWN_PASSWORD_HASH, Member
 
 bp = Blueprint("auth", __name__)
 
@@ -25,28 +27,46 @@ SIGNED_OUT = "You have been signed out."
 
 
 @login_manager.user_loader
-def load_member(member_id: str) -> Member | None:
-    return db.session.get(Member, int(member_id)) if member_id.isdigit() else None
+def load_member(session_id: str) -> Member | None:
+    """The member of a session id (`<member id>:<session version>`), if it is still current:
+    a session from before sign-out, a password change or a role change signs no one in."""
+    member_id, _, version = session_id.partition(":")
+    if not all(part.isascii() and part.isdigit() for part in (member_id, version)):
+        return None
+    member = db.session.get(Member, int(member_id))
+    if member is None or member.session_version != int(version):
+        return None
+    return member
 
 
 @login_manager.unauthorized_handler
 def unauthorized():
     """Send anonymous visitors to the login page; tell htmx to do the same."""
-    target = url_for("auth.login", next=_local_path(request.full_path))
+    target = url_for("auth.login", next=_local_path(iri_to_uri(request.full_path)))
     if is_htmx():
         return "", 401, {"HX-Redirect": target}
     return redirect(target)
 
 
+MAX_NEXT_LENGTH = 2000
+
+
 def _local_path(candidate: str | None) -> str | None:
-    """`candidate` if it is a path on this site, else None (never redirect off-site)."""
-    if not candidate:
+    """`candidate` if it is a plain path on this site, else None (never redirect off-site).
+
+    Plain means printable ASCII without spaces or backslashes: browsers drop tabs and line
+    breaks from addresses and read a backslash as a slash, so a tab between two slashes would
+    leave the site, and line breaks cannot go into a Location header at all.
+    """
+    if not candidate or len(candidate) > MAX_NEXT_LENGTH:
         return None
     candidate = candidate.rstrip("?") if candidate.endswith("?") else candidate
+    if not all("!" <= char <= "~" for char in candidate) or "\\" in candidate:
+        return None
     parts = urlsplit(candidate)
     if parts.scheme or parts.netloc or not candidate.startswith("/"):
         return None
-    if candidate.startswith(("//", "/\\")) or "\\" in candidate:
+    if candidate.startswith("//"):
         return None
     return candidate
 
@@ -68,7 +88,12 @@ def login():
         member = db.session.scalar(
             select(Member).where(func.lower(Member.email) == form.email.data.strip().lower())
         )
-        if member is not None and member.check_password(form.password.data):
+        if member is None:
+            # As slow as a wrong password, so the time taken does not tell who is a member.
+            check_password_hash(UNKNOWN_PASSWORD_HASH, form.password.data)
+        elif member.check_password(form.password.data):
+            # A new session: nothing of the anonymous one (its CSRF secret included) carries over.
+            session.clear()
             login_user(member)
             return redirect(next_path or url_for("usage.page"), code=303)
         form.form_errors.append("Email or password is incorrect.")
@@ -82,8 +107,11 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out."""
+    """Sign out, here and in every other session of the member."""
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
+    session.clear()
     flash(SIGNED_OUT, "info")
     return redirect(url_for("auth.login"), code=303)
 

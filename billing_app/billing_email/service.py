@@ -4,16 +4,26 @@ Stripe is the source of truth. A save updates the Stripe customer first, with an
 key, and only then writes the organisation and an audit event in one transaction. Stripe's
 `customer.updated` webhooks bring changes made elsewhere back, each event once, never letting
 an older event overwrite a newer value.
+
+Saves and Stripe's events for one organisation are serialised: on PostgreSQL by the row lock on
+the organisation, on SQLite (which has no row locks) by a file lock per organisation beside the
+database file, which holds across threads and worker processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import hashlib
+import json
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
+from filelock import FileLock, Timeout
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -75,10 +85,12 @@ def normalise(raw: str | None) -> str:
     return valid.normalized
 
 
-def idempotency_key(organisation_id: int, nonce: str, email: str) -> str:
-    """The Stripe idempotency key of one form submission: equal when it is sent again."""
-    digest = hashlib.sha256(f"{organisation_id}\n{nonce}\n{email}".encode()).hexdigest()
-    return f"billing-email-{digest}"
+def idempotency_key(customer_id: str, old: str, new: str, nonce: str) -> str:
+    """The Stripe idempotency key of one intended change: this customer's email from `old` to
+    `new`, from the form opened with `nonce`. Sending the same form again gives the same key;
+    any other change, or another opening of the form, gives another."""
+    parts = json.dumps([customer_id, old, new, nonce], ensure_ascii=True)
+    return f"billing-email-{hashlib.sha256(parts.encode()).hexdigest()}"
 
 
 class Outcome(enum.StrEnum):
@@ -89,6 +101,7 @@ class Outcome(enum.StrEnum):
     NO_CUSTOMER = "no_customer"
     STRIPE_FAILED = "stripe_failed"
     TOO_MANY = "too_many"
+    BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,46 @@ def _stripe_problem(failure: StripeUnavailable) -> tuple[int, str]:
     return STRIPE_PROBLEMS.get(reason, STRIPE_ERROR)
 
 
+LOCK_WAIT = 45.0
+"""Seconds a save or an event waits for another change of the same organisation to finish
+(longer than a Stripe request with its retries takes)."""
+BUSY = (
+    "Another change of the billing email is being saved right now, so this one was not made. "
+    "Wait a moment, then save again."
+)
+
+
+class OrganisationBusy(RuntimeError):
+    """Another change of the organisation's billing email did not finish within LOCK_WAIT."""
+
+
+@contextlib.contextmanager
+def organisation_lock(organisation_id: int) -> Iterator[None]:
+    """Hold the organisation's billing email for one change, across threads and processes.
+
+    PostgreSQL needs nothing more than the row lock `_locked_organisation` takes. SQLite has
+    no row locks (and locking the whole database for a Stripe request would stop every other
+    write), so a file lock per organisation, beside the database file, stands in for it.
+    """
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        yield
+        return
+    database = Path(url.database).resolve()
+    lock = FileLock(
+        database.with_name(f"{database.name}.organisation-{organisation_id}.lock"),
+        timeout=LOCK_WAIT,
+    )
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OrganisationBusy(organisation_id) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _locked_organisation(organisation_id: int) -> Organisation:
     """The organisation, freshly read and locked for this transaction where the database can."""
     statement = (
@@ -166,16 +219,40 @@ def _locked_organisation(organisation_id: int) -> Organisation:
 
 
 def save(organisation_id: int, member: Member, change: Change, stripe: StripeGateway) -> Result:
-    """Change the billing email: Stripe first, then the organisation and its audit trail."""
+    """Change the billing email: Stripe first, then the organisation and its audit trail.
+
+    One change of an organisation at a time: a second admin saving meanwhile waits, then finds
+    the address changed and is told so, and Stripe and Petra end with the winner's address.
+    """
+    try:
+        with organisation_lock(organisation_id):
+            return _save(organisation_id, member, change, stripe)
+    except OrganisationBusy:
+        db.session.rollback()
+        organisation = db.session.get(Organisation, organisation_id, populate_existing=True)
+        result = Result(Outcome.BUSY, organisation.billing_email, 503, BUSY)
+        _log_refusal(organisation, member, result)
+        return result
+
+
+def _save(organisation_id: int, member: Member, change: Change, stripe: StripeGateway) -> Result:
     organisation = _locked_organisation(organisation_id)
     current = organisation.billing_email
     refusal = _refusal(organisation, change)
-    changed_at = _update_stripe(organisation, change, stripe) if refusal is None else refusal
-    if isinstance(changed_at, Result):
+    held = _update_stripe(organisation, change, stripe) if refusal is None else refusal
+    if isinstance(held, Result):
         db.session.rollback()
-        if not changed_at.ok:
-            _log_refusal(organisation, member, changed_at)
-        return changed_at
+        if not held.ok:
+            _log_refusal(organisation, member, held)
+        return held
+    if held.email != change.email:
+        # Stripe does not hold the new address: a replayed answer to a change made once
+        # already and undone since, or (never seen) an answer with another address.
+        db.session.rollback()
+        result = _changed_since(current) if held.replayed else _not_confirmed(current)
+        _log_refusal(organisation, member, result)
+        return result
+    changed_at = held.at
     written = db.session.execute(
         update(Organisation)
         .where(Organisation.id == organisation_id, Organisation.billing_email == current)
@@ -195,7 +272,7 @@ def save(organisation_id: int, member: Member, change: Change, stripe: StripeGat
             member.id,
         )
         return _conflict(stored.billing_email)
-    detail = {"customer": organisation.stripe_customer_id}
+    detail = {"customer": organisation.stripe_customer_id, "form": change.nonce}
     _record(organisation, change.email, old=current, source="app", member=member, detail=detail)
     db.session.commit()
     return Result(
@@ -213,6 +290,44 @@ def _conflict(current: str) -> Result:
     )
 
 
+def _changed_since(current: str) -> Result:
+    return Result(
+        Outcome.CONFLICT,
+        current,
+        409,
+        "This form was saved once already, and the billing email was changed after that: "
+        f"it is now {current}. Nothing was saved. Save again to replace it with the address "
+        "below, or cancel to keep it.",
+    )
+
+
+def _not_confirmed(current: str) -> Result:
+    return Result(
+        Outcome.STRIPE_FAILED,
+        current,
+        502,
+        "Stripe answered without the new address, so the billing email was not changed. "
+        "Try again in a few minutes; if it keeps happening, please contact Petra support.",
+    )
+
+
+def _form_used(organisation_id: int, nonce: str) -> bool:
+    """Whether a change was saved from the form opened with `nonce` (each is saved once)."""
+    return (
+        db.session.scalar(
+            select(AuditEvent.id)
+            .where(
+                AuditEvent.organisation_id == organisation_id,
+                AuditEvent.action == AUDIT_ACTION,
+                AuditEvent.source == "app",
+                AuditEvent.detail["form"].as_string() == nonce,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def _refusal(organisation: Organisation, change: Change) -> Result | None:
     """Why the change is not sent to Stripe at all, or None when it may be."""
     current = organisation.billing_email
@@ -220,6 +335,8 @@ def _refusal(organisation: Organisation, change: Change) -> Result | None:
         return Result(
             Outcome.UNCHANGED, current, 200, f"Nothing to change: the billing email is {current}."
         )
+    if _form_used(organisation.id, change.nonce):
+        return _changed_since(current)
     if change.opened_with != current:
         return _conflict(current)
     if not organisation.stripe_customer_id:
@@ -236,7 +353,8 @@ def _refusal(organisation: Organisation, change: Change) -> Result | None:
 def _update_stripe(organisation: Organisation, change: Change, stripe: StripeGateway):
     """Update the Stripe customer (after a warning about a shared address).
 
-    Returns Stripe's time of the change, or the Result when it did not happen.
+    Returns the email Stripe holds afterwards (CustomerEmail), or the Result when Stripe was
+    not asked or did not answer.
     """
     customer_id = organisation.stripe_customer_id
     try:
@@ -251,7 +369,7 @@ def _update_stripe(organisation: Organisation, change: Change, stripe: StripeGat
                     "login picks only one customer per address, so signing in with it may not "
                     "reach your organisation's billing. Confirm below to use it anyway.",
                 )
-        key = idempotency_key(organisation.id, change.nonce, change.email)
+        key = idempotency_key(customer_id, organisation.billing_email, change.email, change.nonce)
         return stripe.update_customer_email(customer_id, change.email, key)
     except StripeUnavailable as failure:
         status, message = _stripe_problem(failure)
@@ -305,36 +423,98 @@ class EventOutcome(enum.StrEnum):
     IGNORED = "ignored"
 
 
-def apply_stripe_event(event, stripe: StripeGateway) -> EventOutcome:
+class MalformedEvent(ValueError):
+    """A (signed) webhook body that is not an event in the shape Stripe sends."""
+
+
+CLOCK_AHEAD = 3600
+"""Seconds an event's `created` may be ahead of our clock: Stripe never sends one from later,
+and one far ahead would make every later event look stale."""
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A Stripe event, read from its JSON: what applying it needs, checked for shape."""
+
+    id: str
+    type: str
+    created: int
+    customer_id: str | None = None
+    email: object = None
+
+
+def _text(value: object, where: str, max_length: int = 255) -> str:
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise MalformedEvent(f"{where} must be a string of 1 to {max_length} characters")
+    return value
+
+
+def read_event(payload: bytes) -> WebhookEvent:
+    """The event in a webhook body, or MalformedEvent when Stripe would never send it."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise MalformedEvent("the body is not JSON") from None
+    if not isinstance(data, dict) or data.get("object") != "event":
+        raise MalformedEvent("the body is not an event object")
+    event_id = _text(data.get("id"), "id")
+    event_type = _text(data.get("type"), "type", 100)
+    created = data.get("created")
+    if type(created) is not int or not 0 <= created <= time.time() + CLOCK_AHEAD:
+        raise MalformedEvent("created must be a Unix time in whole seconds, not in the future")
+    body = data.get("data")
+    if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
+        raise MalformedEvent("data.object must be an object")
+    event = WebhookEvent(event_id, event_type, created)
+    if event_type != "customer.updated":
+        return event
+    customer = body["object"]
+    if customer.get("object") != "customer":
+        raise MalformedEvent("data.object of customer.updated must be a customer")
+    customer_id = _text(customer.get("id"), "data.object.id")
+    return WebhookEvent(event_id, event_type, created, customer_id, customer.get("email"))
+
+
+def apply_stripe_event(event: WebhookEvent, stripe: StripeGateway) -> EventOutcome:
     """Apply a verified Stripe event once: `customer.updated` brings the email back.
 
-    Raises StripeUnavailable when Stripe must be asked and cannot answer (Stripe then retries).
+    Raises StripeUnavailable when Stripe must be asked and cannot answer, and OrganisationBusy
+    when a save of the organisation's billing email does not finish in time (Stripe then
+    sends the event again).
     """
     if event.type != "customer.updated":
         return EventOutcome.IGNORED
-    customer = event.data.object
     known = db.session.scalar(
-        select(Organisation.id).where(Organisation.stripe_customer_id == customer.id)
+        select(Organisation.id).where(Organisation.stripe_customer_id == event.customer_id)
     )
     if known is None:
         db.session.rollback()
         return EventOutcome.IGNORED
-    db.session.add(StripeEvent(id=event.id, type=event.type, created=event.created))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return EventOutcome.DUPLICATE
-    organisation = _locked_organisation(known)
-    try:
-        outcome = _apply_customer_email(
-            organisation, event, getattr(customer, "email", None), stripe
-        )
-    except StripeUnavailable:
-        db.session.rollback()
-        raise
-    db.session.commit()
+    with organisation_lock(known):
+        db.session.add(StripeEvent(id=event.id, type=event.type, created=event.created))
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            return EventOutcome.DUPLICATE
+        organisation = _locked_organisation(known)
+        try:
+            outcome = _apply_customer_email(organisation, event, event.email, stripe)
+        except StripeUnavailable:
+            db.session.rollback()
+            raise
+        db.session.commit()
     return outcome
+
+
+def _valid_or_none(email: object) -> str | None:
+    """The address by the billing-email rules (normalised), or None when it breaks them."""
+    if not isinstance(email, str):
+        return None
+    try:
+        return normalise(email)
+    except InvalidEmail:
+        return None
 
 
 def _apply_customer_email(organisation: Organisation, event, email, stripe) -> EventOutcome:
@@ -346,7 +526,8 @@ def _apply_customer_email(organisation: Organisation, event, email, stripe) -> E
     known = organisation.billing_email_stripe_ts
     if known is not None and event.created < known - CLOCK_SLACK:
         return EventOutcome.STALE
-    if not isinstance(email, str) or not email or len(email) > MAX_LENGTH:
+    email = _valid_or_none(email)
+    if email is None:
         log.warning(
             "billing email from Stripe not usable: organisation=%s source=stripe event=%s",
             organisation.slug,
@@ -358,8 +539,10 @@ def _apply_customer_email(organisation: Organisation, event, email, stripe) -> E
         organisation.billing_email_stripe_ts = newest
         return EventOutcome.UNCHANGED
     too_close = known is not None and event.created <= known
-    if too_close and stripe.customer_email(organisation.stripe_customer_id) != email:
-        return EventOutcome.STALE
+    if too_close:
+        held = _valid_or_none(stripe.customer_email(organisation.stripe_customer_id))
+        if held != email:
+            return EventOutcome.STALE
     old = organisation.billing_email
     organisation.billing_email = email
     organisation.billing_email_stripe_ts = newest

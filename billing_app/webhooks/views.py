@@ -21,14 +21,25 @@ def stripe_event():
     if not secret:
         log.error("Stripe webhook refused: STRIPE_WEBHOOK_SECRET is not configured")
         return jsonify(error="Webhooks are not configured."), 503
+    payload = request.get_data()
     try:
-        event = stripe.Webhook.construct_event(
-            request.get_data(), request.headers.get("Stripe-Signature"), secret
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"),
+            request.headers.get("Stripe-Signature"),
+            secret,
+            stripe.Webhook.DEFAULT_TOLERANCE,
         )
     except (ValueError, stripe.SignatureVerificationError):
         return jsonify(error="Invalid payload or signature."), 400
     try:
+        event = billing_email.read_event(payload)
+    except billing_email.MalformedEvent as problem:
+        log.warning("Stripe webhook refused: not an event as Stripe sends it (%s)", problem)
+        return jsonify(error="The body is not a Stripe event."), 400
+    try:
         outcome = billing_email.apply_stripe_event(event, gateway())
     except StripeUnavailable:
         return jsonify(error="Stripe could not be asked; send the event again."), 503
+    except billing_email.OrganisationBusy:
+        return jsonify(error="The billing email is being changed; send the event again."), 503
     return jsonify(received=True, outcome=outcome)

@@ -17,6 +17,8 @@ Test-only endpoints (no API key needed):
 
 - ``POST /_faults`` adds a fault rule (JSON: ``method``, ``path`` regex, ``status``, ``error``,
   ``delay``, ``times``, ``should_retry``, ``retry_after``); ``GET`` lists, ``DELETE`` clears.
+  A rule with a ``delay`` and no ``status`` is a slow Stripe: the request is taken at once (a
+  request with the same idempotency key meanwhile gets Stripe's 409) and answered late.
 - ``GET /_requests`` lists the requests received (newest last); ``DELETE`` clears.
 - ``DELETE /_config/data`` empties the store; ``POST /_config/webhooks/{id}`` registers a webhook.
 - ``GET /_health`` answers ``ok``.

@@ -39,10 +39,13 @@ class Faults:
         rule = None if is_control(request.path) else self._take(request)
         if rule is None:
             return await handler(request)
+        if rule["status"] is None:
+            # A slow Stripe: the request is taken (and holds its idempotency key) at once,
+            # and answered late (see idempotency.Idempotency.apply).
+            request["stripe_local.delay"] = rule["delay"]
+            return await handler(request)
         if rule["delay"]:
             await asyncio.sleep(rule["delay"])
-        if rule["status"] is None:
-            return await handler(request)
         status = rule["status"]
         type_, code, message = FAULT_ERRORS.get(
             status, SERVER_ERROR if status >= 500 else ("invalid_request_error", None, "Error.")

@@ -4,6 +4,7 @@ first request has not finished; keys expire after a day."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Idempotency:
     async def apply(self, request: web.Request, handler) -> web.StreamResponse:
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or not is_api(request.path) or key is None:
+            await asyncio.sleep(request.get("stripe_local.delay", 0))
             return await handler(request)
         if not key or len(key) > 255:
             return stripe_error(
@@ -55,6 +57,7 @@ class Idempotency:
         saved = self.saved[scope] = _Saved(request.method, request.path, params)
         self._prune()
         try:
+            await asyncio.sleep(request.get("stripe_local.delay", 0))
             response = await handler(request)
         except BaseException:
             self.saved.pop(scope, None)
