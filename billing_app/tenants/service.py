@@ -95,6 +95,14 @@ class TenantMonth:
         return self.usage.lines[start : start + PAGE_SIZE]
 
     @property
+    def previous_users(self) -> int:
+        return self.previous_usage.billable_users if self.previous_usage else 0
+
+    @property
+    def previous_cost(self) -> Decimal:
+        return self.previous_usage.cost if self.previous_usage else Decimal(0)
+
+    @property
     def first_shown(self) -> int:
         return (self.page - 1) * PAGE_SIZE + 1
 
@@ -194,9 +202,7 @@ def _month_before(
     return before, usage.tenants[0] if usage.tenants else None
 
 
-def _changes(
-    these: tuple[UserLine, ...], those: tuple[UserLine, ...], compared: bool
-) -> Changes:
+def _changes(these: tuple[UserLine, ...], those: tuple[UserLine, ...], compared: bool) -> Changes:
     """The lines of `these` whose identity has no line in `those`."""
     if not compared:
         return Changes((), 0)
