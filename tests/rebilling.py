@@ -24,7 +24,8 @@ AWKWARD_NAMES = ('Smith, Jones & "Partners"', "Line\nbreak Ltd", "Müller & Söh
 
 
 def build(organisation: Organisation) -> dict[str, Tenant]:
-    """The tenants, by a short key; the price (3.00 in the `organisation` fixture) goes up to 3.33 in July 2026."""
+    """The tenants, by a short key; the price (3.00 in the `organisation` fixture) goes up
+    to 3.33 in July 2026."""
     db.session.add(
         Price(
             organisation_id=organisation.id,

@@ -270,7 +270,7 @@ def test_a_large_tenant_is_paged(app, auth, organisation):
     first = parse(page_of(auth, big, "2026-04").get_data(as_text=True))
     table = first.by_id("tenant-users-table")
     assert len(rows(table, "tbody")) == service.PAGE_SIZE
-    assert f"1–100 of {users}" in table.one("caption").text
+    assert f"1\u2013100 of {users}" in table.one("caption").text
     [total] = rows(table, "tfoot")
     assert total[0] == f"Total, {users} users"
     assert total[-1] == format_money(Decimal("3.00") * users, "usd")
