@@ -109,7 +109,7 @@ def test_the_page_shows_the_tenant_its_pauses_and_its_users(auth, tenants):
     assert "Not offboarded" in tree.by_id("tenant-facts").text
     events = tree.by_id("tenant-events").text
     # The pause from 28 March to 5 April touches April; the one in August does not.
-    assert "Paused from 28 March 2026 until 5 April 2026" in events
+    assert "Paused from 28 March 2026 through 4 April 2026 ; billed again from 5 April" in events
     assert "August" not in events
     table = tree.by_id("tenant-users-table")
     assert [c.text for c in table.one("thead").all("th")] == [

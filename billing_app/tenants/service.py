@@ -24,7 +24,7 @@ from billing_app.figures.months import (
     available_months,
     parse_requested_month,
 )
-from billing_app.figures.proration import DateRange, NoPriceError
+from billing_app.figures.proration import NoPriceError
 from billing_app.models import Organisation, Tenant, TenantPause
 from billing_app.usage.service import no_price
 
@@ -44,6 +44,18 @@ class TenantInfo:
     microsoft_tenant_id: str
     onboarded_on: dt.date
     offboarded_on: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A pause of the tenant: not billed from `start` up to, not including, `until`."""
+
+    start: dt.date
+    until: dt.date | None
+
+    @property
+    def last_day(self) -> dt.date | None:
+        return None if self.until is None else self.until - dt.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +85,7 @@ class TenantMonth:
     currency: str = ""
     usage: TenantUsage | None = None
     """The tenant's figures; None when it was not onboarded at any point in the month."""
-    pauses: tuple[DateRange, ...] = ()
+    pauses: tuple[Pause, ...] = ()
     previous: Month | None = None
     """The month compared with; None for January 2026 or a month before without a price."""
     previous_usage: TenantUsage | None = None
@@ -131,10 +143,11 @@ def find(organisation_id: int, external_id: str) -> TenantInfo | None:
     return TenantInfo(*row) if row else None
 
 
-def pauses_touching(tenant_id: int, month: Month) -> tuple[DateRange, ...]:
+def pauses_touching(tenant_id: int, month: Month) -> tuple[Pause, ...]:
     """The tenant's pauses with at least one day in the month, oldest first. One query."""
     return tuple(
-        db.session.execute(
+        Pause(start, until)
+        for start, until in db.session.execute(
             select(TenantPause.from_date, TenantPause.until_date)
             .where(
                 TenantPause.tenant_id == tenant_id,
