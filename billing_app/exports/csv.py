@@ -61,6 +61,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 64 * 1024
 """Characters written out at a time."""
 
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
 _CENT = Decimal("0.01")
 _UNITS = Decimal("0.0001")
 
@@ -69,7 +70,7 @@ def neutralised(text: str) -> str:
     """Customer text as a spreadsheet will show it rather than run it: text starting with
     `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`. Only text columns pass
     through here; numbers are written as numbers and never prefixed."""
-    if text.startswith(FORMULA_STARTS):
+    if text[:1] in _FORMULA_FIRST:
         return "'" + text
     return text
 
@@ -202,24 +203,41 @@ def user_rows(
 def _user_rows(
     data: calculator.Loaded, month: Month, today: dt.date, currency: str
 ) -> Iterator[list[str | int]]:
-    tenants = {t.id: t for t in data.tenants}
+    # A line's units and cost depend on its billable days alone, its dates are days of the
+    # month and its tenant is one of a few: each is written once and looked up after.
+    tenants = {
+        t.id: [neutralised(t.external_id), neutralised(t.name), neutralised(t.microsoft_tenant_id)]
+        for t in data.tenants
+    }
     month_text = str(month)
+    days: dict[dt.date, str] = {}
+    by_days: dict[int, tuple[str, str, str]] = {}
     for line in calculator.user_lines(data.tenants, data.identities, data.prices, [month], today):
-        tenant = tenants[line.tenant_id]
+        figures = by_days.get(line.billable_days)
+        if figures is None:
+            figures = by_days[line.billable_days] = (
+                units(line.units),
+                price(line.unit_price),
+                money(line.cost),
+            )
+        first = days.get(line.billable_from) or days.setdefault(
+            line.billable_from, day(line.billable_from)
+        )
+        last = days.get(line.billable_to) or days.setdefault(
+            line.billable_to, day(line.billable_to)
+        )
         yield [
             month_text,
-            neutralised(tenant.external_id),
-            neutralised(tenant.name),
-            neutralised(tenant.microsoft_tenant_id),
+            *tenants[line.tenant_id],
             neutralised(line.external_id),
             neutralised(line.display_name),
             neutralised(line.user_principal_name),
-            day(line.billable_from),
-            day(line.billable_to),
+            first,
+            last,
             line.billable_days,
             line.days_in_month,
-            units(line.units),
-            price(line.unit_price),
+            figures[0],
+            figures[1],
             currency,
-            money(line.cost),
+            figures[2],
         ]
