@@ -14,11 +14,11 @@ from sqlalchemy import event, select
 from billing_app.extensions import db
 from billing_app.figures.calculator import month_usage
 from billing_app.figures.months import Month, available_months, today_utc
-from billing_app.models import Organisation
+from billing_app.models import BillablePeriod, Identity, Organisation
 from billing_app.tenants import service
 from billing_app.usage.views import format_money
 from tests import rebilling
-from tests.factories import ALWAYS, add_tenant, make_organisation
+from tests.factories import ALWAYS, add_tenant, d, make_organisation
 from tests.pages import parse, rows
 
 HTMX = {"HX-Request": "true"}
@@ -299,6 +299,7 @@ def test_set_based_queries_for_one_tenant(app, auth, organisation):
         seen: list[str] = []
         with app.app_context():
             engine = db.engine
+        app.extensions.pop("tenant_month_memo", None)  # computed, not the kept page
         listener = lambda _c, _cur, statement, *_a: seen.append(statement)  # noqa: E731
         event.listen(engine, "before_cursor_execute", listener)
         try:
@@ -316,3 +317,34 @@ def test_set_based_queries_for_one_tenant(app, auth, organisation):
     assert len(few) == len(many) <= 14
     usage_queries = [s for s in many if "billable_periods" in s or "tenant_pauses" in s]
     assert usage_queries and all("tenants.id = " in s or "tenant_id = " in s for s in usage_queries)
+
+
+def test_a_kept_month_follows_the_usage_revision(app, auth, organisation):
+    """Each process keeps the months it showed, until the usage data changes."""
+    with app.app_context():
+        org = db.session.get(Organisation, organisation.id)
+        tenant = add_tenant(org, "Mine", users=(("Grace", ALWAYS),))
+        external_id, tenant_id = tenant.external_id, tenant.id
+    auth.as_role("admin")
+
+    def users() -> str:
+        html = page_of(auth, external_id, "2026-04").get_data(as_text=True)
+        return parse(html).by_id("tenant-users").text
+
+    assert users() == "1"
+    with app.app_context():
+        org = db.session.get(Organisation, organisation.id)
+        identity = Identity(
+            organisation_id=org.id,
+            tenant_id=tenant_id,
+            external_id="u-new",
+            display_name="Alan",
+            user_principal_name="alan@example.com",
+        )
+        identity.billable_periods.append(BillablePeriod(from_date=d("2026-01-01"), until_date=None))
+        db.session.add(identity)
+        org.bump_usage_revision()
+        db.session.commit()
+    assert users() == "2"
+    fragment = page_of(auth, external_id, "2026-04", headers=HTMX).get_data(as_text=True)
+    assert parse(fragment).by_id("tenant-users").text == "2"
