@@ -14,7 +14,6 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
@@ -117,26 +116,6 @@ def chunks(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[
 
 
 # --- What goes in the rows ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TenantRef:
-    """A tenant of the organisation as the exports name it."""
-
-    id: int
-    external_id: str
-    name: str
-    microsoft_tenant_id: str
-
-
-def find_tenant(organisation_id: int, external_id: str) -> TenantRef | None:
-    """The organisation's tenant with this import-file id, or None (whoever else has it)."""
-    row = db.session.execute(
-        select(Tenant.id, Tenant.external_id, Tenant.name, Tenant.microsoft_tenant_id).where(
-            Tenant.organisation_id == organisation_id, Tenant.external_id == external_id
-        )
-    ).first()
-    return TenantRef(*row) if row else None
 
 
 def tenant_rows(

@@ -16,6 +16,7 @@ from billing_app.figures.proration import NoPriceError
 from billing_app.logs import billing_log as log
 from billing_app.models import Organisation
 from billing_app.permissions import Action
+from billing_app.tenants import service as tenants
 from billing_app.usage.service import no_price
 
 bp = Blueprint("exports", __name__, url_prefix="/settings/usage/export")
@@ -50,7 +51,7 @@ def users_csv():
     organisation, today = current_user.organisation, today_utc()
     tenant_id = None
     if "tenant" in request.args:
-        tenant = csv.find_tenant(organisation.id, request.args["tenant"])
+        tenant = tenants.find(organisation.id, request.args["tenant"])
         if tenant is None:
             abort(404)
         tenant_id = tenant.id
