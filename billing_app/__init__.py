@@ -59,8 +59,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import errors, health
     from .auth import views as auth
     from .billing_email import views as billing_email
+    from .exports import views as exports
     from .invoices import views as invoices
     from .portal import views as portal
+    from .tenants import views as tenants
     from .usage import views as usage
     from .webhooks import views as webhooks
 
@@ -70,6 +72,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(billing_email.bp)
     app.register_blueprint(invoices.bp)
+    app.register_blueprint(tenants.bp)
+    app.register_blueprint(exports.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
 

@@ -43,6 +43,15 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/settings/usage/invoices/<invoice_id>"): {
         "admin": ALLOWED, "full_member": REFUSED, "billing": ALLOWED, "external_guest": REFUSED,
     },
+    ("GET", "/settings/usage/tenants/<tenant_id>"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
+    ("GET", "/settings/usage/export/tenants.csv"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
+    ("GET", "/settings/usage/export/users.csv"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
 }  # fmt: skip
 
 # Routes outside the Usage area, open to anyone (each guards itself: CSRF, signatures).

@@ -1,0 +1,222 @@
+"""The CSV exports of a month, for rebilling in a PSA: one row per tenant (`tenants.csv`) and
+one row per billable user (`users.csv`), in the column names DESIGN.md fixes.
+
+Written with the standard library's `csv` module (RFC 4180 quoting, CRLF line ends), UTF-8,
+dates as YYYY-MM-DD, money as plain decimals, prorated units with four decimals. Customer text
+goes through `neutralised`, so that no spreadsheet runs it as a formula. Rows are produced one
+at a time from the calculator's streamed lines and written in chunks (`chunks`): a month of
+100,000 users never sits whole in memory. Nothing here knows about Flask.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select
+
+from billing_app.extensions import db
+from billing_app.figures import calculator
+from billing_app.figures.calculator import MonthTotals
+from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.figures.proration import price_for
+from billing_app.models import Organisation, Tenant
+
+TENANT_COLUMNS = (
+    "month",
+    "tenant_id",
+    "tenant_name",
+    "microsoft_tenant_id",
+    "billable_users",
+    "prorated_units",
+    "unit_price",
+    "currency",
+    "prorated_cost",
+    "previous_billable_users",
+    "previous_prorated_cost",
+)
+USER_COLUMNS = (
+    "month",
+    "tenant_id",
+    "tenant_name",
+    "microsoft_tenant_id",
+    "identity_id",
+    "display_name",
+    "user_principal_name",
+    "billable_from",
+    "billable_to",
+    "billable_days",
+    "days_in_month",
+    "prorated_units",
+    "unit_price",
+    "currency",
+    "prorated_cost",
+)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may take as the start of a formula (OWASP, "CSV Injection")."""
+CHUNK = 64 * 1024
+"""Characters written out at a time."""
+
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
+_CENT = Decimal("0.01")
+_UNITS = Decimal("0.0001")
+
+
+def neutralised(text: str) -> str:
+    """Customer text as a spreadsheet will show it rather than run it: text starting with
+    `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`. Only text columns pass
+    through here; numbers are written as numbers and never prefixed."""
+    if text[:1] in _FORMULA_FIRST:
+        return "'" + text
+    return text
+
+
+def money(amount: Decimal) -> str:
+    """A cost as a plain decimal to the cent: `1.49`, `0.00`."""
+    return str(amount.quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+def price(amount: Decimal) -> str:
+    """A unit price as a plain decimal, at least to the cent and no further than it is set:
+    `3.00`, `2.975`."""
+    exponent = amount.normalize().as_tuple().exponent
+    places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{amount:.{places}f}"
+
+
+def units(value: Decimal) -> str:
+    """Prorated units with four decimals, rounded half up: `0.4839`."""
+    return str(value.quantize(_UNITS, rounding=ROUND_HALF_UP))
+
+
+def day(value: dt.date) -> str:
+    return value.isoformat()
+
+
+def filename(organisation: Organisation, month: Month, kind: str) -> str:
+    """`usage-<slug>-YYYY-MM-tenants.csv` or `usage-<slug>-YYYY-MM-users.csv`."""
+    return f"usage-{organisation.slug}-{month}-{kind}.csv"
+
+
+def chunks(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    """The header and the rows written as CSV, yielded in pieces of about `CHUNK` characters."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() >= CHUNK:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+# --- What goes in the rows ---------------------------------------------------------------
+
+
+def tenant_rows(
+    month_totals: MonthTotals,
+    previous: MonthTotals | None,
+    microsoft_ids: dict[int, str],
+) -> Iterator[list[str | int]]:
+    """One row per tenant onboarded at some point in the month (zeros when it had no billable
+    user), with its figures the month before (empty when that month cannot be shown: before
+    January 2026, or without a price)."""
+    before = {t.tenant_id: t for t in previous.tenants} if previous else {}
+    for tenant in month_totals.tenants:
+        earlier = before.get(tenant.tenant_id)
+        if previous is None:
+            previous_users: str | int = ""
+            previous_cost = ""
+        elif earlier is None:
+            previous_users, previous_cost = 0, money(Decimal(0))
+        else:
+            previous_users, previous_cost = earlier.billable_users, money(earlier.cost)
+        yield [
+            str(month_totals.month),
+            neutralised(tenant.external_id),
+            neutralised(tenant.name),
+            neutralised(microsoft_ids.get(tenant.tenant_id, "")),
+            tenant.billable_users,
+            units(tenant.units),
+            price(month_totals.unit_price),
+            month_totals.currency.upper(),
+            money(tenant.cost),
+            previous_users,
+            previous_cost,
+        ]
+
+
+def microsoft_tenant_ids(organisation_id: int) -> dict[int, str]:
+    """Every tenant's Microsoft tenant id, by tenant row id: one query."""
+    return dict(
+        db.session.execute(
+            select(Tenant.id, Tenant.microsoft_tenant_id).where(
+                Tenant.organisation_id == organisation_id
+            )
+        ).all()
+    )
+
+
+def previous_month(month: Month) -> Month | None:
+    """The month before, when there is one to compare with (none before January 2026)."""
+    before = month.previous()
+    return before if before >= FIRST_MONTH else None
+
+
+def user_rows(
+    organisation: Organisation, month: Month, today: dt.date, tenant_id: int | None = None
+) -> Iterator[list[str | int]]:
+    """One row per billable user of the month (or of one tenant), streamed from the
+    calculator in the order the identities were imported. `NoPriceError` when the month has
+    no unit price, raised before the first row."""
+    data = calculator.load(organisation.id, [month], today, tenant_id)
+    _, currency = price_for(data.prices, month)
+    return _user_rows(data, month, today, currency.upper())
+
+
+def _user_rows(
+    data: calculator.Loaded, month: Month, today: dt.date, currency: str
+) -> Iterator[list[str | int]]:
+    # A line's units and cost depend on its billable days alone, its dates are days of the
+    # month and its tenant is one of a few: each is written once and looked up after.
+    tenants = {
+        t.id: [neutralised(t.external_id), neutralised(t.name), neutralised(t.microsoft_tenant_id)]
+        for t in data.tenants
+    }
+    month_text = str(month)
+    days: dict[dt.date, str] = {}
+    by_days: dict[int, tuple[str, str, str]] = {}
+    for line in calculator.user_lines(data.tenants, data.identities, data.prices, [month], today):
+        figures = by_days.get(line.billable_days)
+        if figures is None:
+            figures = by_days[line.billable_days] = (
+                units(line.units),
+                price(line.unit_price),
+                money(line.cost),
+            )
+        first = days.get(line.billable_from) or days.setdefault(
+            line.billable_from, day(line.billable_from)
+        )
+        last = days.get(line.billable_to) or days.setdefault(
+            line.billable_to, day(line.billable_to)
+        )
+        yield [
+            month_text,
+            *tenants[line.tenant_id],
+            neutralised(line.external_id),
+            neutralised(line.display_name),
+            neutralised(line.user_principal_name),
+            first,
+            last,
+            line.billable_days,
+            line.days_in_month,
+            figures[0],
+            figures[1],
+            currency,
+            figures[2],
+        ]

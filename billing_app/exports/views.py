@@ -1,0 +1,84 @@
+"""The CSV exports of a month: tenants.csv and users.csv, streamed as attachments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, abort, request, stream_with_context
+from flask_login import current_user
+
+from billing_app.access import requires
+from billing_app.errors import render_error
+from billing_app.exports import csv
+from billing_app.figures.cache import month_summary
+from billing_app.figures.months import Month, MonthNotAvailable, parse_requested_month, today_utc
+from billing_app.figures.proration import NoPriceError
+from billing_app.logs import billing_log as log
+from billing_app.models import Organisation
+from billing_app.permissions import Action
+from billing_app.tenants import service as tenants
+from billing_app.usage.service import no_price
+
+bp = Blueprint("exports", __name__, url_prefix="/settings/usage/export")
+
+
+@bp.get("/tenants.csv")
+@requires(Action.DOWNLOAD_REPORT)
+def tenants_csv():
+    """One row per tenant of the month asked for, as a CSV attachment."""
+    organisation, today = current_user.organisation, today_utc()
+    try:
+        month = parse_requested_month(request.args.get("month"), today)
+        totals = month_summary(organisation, month, today)
+    except MonthNotAvailable as bad:
+        return render_error(400, str(bad), title="No export for that month")
+    except NoPriceError:
+        return render_error(409, no_price(month), title="No price for that month")
+    previous = None
+    if before := csv.previous_month(month):
+        try:
+            previous = month_summary(organisation, before, today)
+        except NoPriceError:
+            previous = None
+    rows = csv.tenant_rows(totals, previous, csv.microsoft_tenant_ids(organisation.id))
+    return attachment(csv.chunks(csv.TENANT_COLUMNS, rows), organisation, month, "tenants")
+
+
+@bp.get("/users.csv")
+@requires(Action.DOWNLOAD_REPORT)
+def users_csv():
+    """One row per billable user of the month asked for (`tenant=`: of one tenant), as CSV."""
+    organisation, today = current_user.organisation, today_utc()
+    tenant_id = None
+    if "tenant" in request.args:
+        tenant = tenants.find(organisation.id, request.args["tenant"])
+        if tenant is None:
+            abort(404)
+        tenant_id = tenant.id
+    try:
+        month = parse_requested_month(request.args.get("month"), today)
+        rows = csv.user_rows(organisation, month, today, tenant_id)
+    except MonthNotAvailable as bad:
+        return render_error(400, str(bad), title="No export for that month")
+    except NoPriceError:
+        return render_error(409, no_price(month), title="No price for that month")
+    return attachment(csv.chunks(csv.USER_COLUMNS, rows), organisation, month, "users")
+
+
+def attachment(body: Iterator[str], organisation: Organisation, month: Month, kind: str):
+    """The CSV streamed as a download, written while it is sent."""
+    name = csv.filename(organisation, month, kind)
+    response = Response(
+        stream_with_context(piece.encode("utf-8") for piece in body),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+    response.cache_control.no_store = True
+    fields = {"member_id": current_user.id, "organisation": organisation.slug, "month": str(month)}
+    log.info(
+        "usage export %s.csv downloaded: member=%s organisation=%s month=%s",
+        kind,
+        *fields.values(),
+        extra=fields | {"export": kind},
+    )
+    return response
