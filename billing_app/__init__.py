@@ -69,8 +69,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
 
     from . import cli
+    from .reports import jobs
 
     cli.init_app(app)
+    jobs.init_app(app)
 
     from .permissions import Action, can
 

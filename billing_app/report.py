@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import xlsxwriter
@@ -19,7 +19,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
 from .months import Month
-from .proration import MonthUsage, TenantUsage
+from .proration import MonthTotals, MonthUsage, TenantUsage
 
 CELL_TEXT_LIMIT = 32_767
 """Excel's limit on the length of a cell's text, in UTF-16 code units."""
@@ -206,15 +206,22 @@ def _excel_naive_utc(moment: dt.datetime) -> dt.datetime:
 
 
 def write_report(
-    usage: MonthUsage,
+    usage: MonthUsage | MonthTotals,
     organisation: NamedOrganisation,
     generated_at: dt.datetime,
     target: str | os.PathLike[str],
     *,
     tmpdir: str | None = None,
+    tenants: Iterable[TenantUsage] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Write the itemized report of `usage` to the file `target`. The same data and
-    `generated_at` give the same bytes."""
+    `generated_at` give the same bytes.
+
+    The tenant sheets come from `usage.tenants`, or from `tenants` (the same tenants in the
+    same order, with their users) when `usage` holds only the totals: read a few at a time,
+    a month of a million users never has to be in memory at once. `progress(written,
+    total)` is called after each sheet."""
     generated = _excel_naive_utc(generated_at)
     options = {
         "constant_memory": True,
@@ -236,13 +243,19 @@ def write_report(
         )
         formats = _Formats(workbook, usage.currency)
         names = sheet_names(tenant.name for tenant in usage.tenants)
+        total = 1 + len(names)
         summary = workbook.add_worksheet(SUMMARY_SHEET)
         _write_summary(summary, formats, usage, organisation, generated, names)
         _finish(summary)
-        for tenant, name in zip(usage.tenants, names, strict=True):
+        if progress is not None:
+            progress(1, total)
+        sheets = usage.tenants if tenants is None else tenants
+        for written, (tenant, name) in enumerate(zip(sheets, names, strict=True), start=2):
             sheet = workbook.add_worksheet(name)
             _write_tenant(sheet, formats, usage, tenant)
             _finish(sheet)
+            if progress is not None:
+                progress(written, total)
 
 
 def _finish(sheet: Worksheet) -> None:
@@ -256,7 +269,7 @@ def _finish(sheet: Worksheet) -> None:
 def _write_summary(
     sheet: Worksheet,
     f: _Formats,
-    usage: MonthUsage,
+    usage: MonthUsage | MonthTotals,
     organisation: NamedOrganisation,
     generated: dt.datetime,
     names: Sequence[str],
@@ -344,7 +357,9 @@ def _date_serials(month: Month) -> dict[dt.date, int]:
     }
 
 
-def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: TenantUsage) -> None:
+def _write_tenant(
+    sheet: Worksheet, f: _Formats, usage: MonthUsage | MonthTotals, tenant: TenantUsage
+) -> None:
     lines = tenant.lines
     sheet.set_column(0, 0, _width((line.display_name for line in lines), 20))
     sheet.set_column(1, 1, _width((line.user_principal_name for line in lines), 20))

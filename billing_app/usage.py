@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import BinaryIO
 
-from flask import Blueprint, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -18,8 +14,9 @@ from .errors import render_error
 from .models import Organisation
 from .months import Month, MonthNotAvailable, available_months, parse_requested_month, today_utc
 from .permissions import Action, can, is_htmx, requires
-from .proration import MonthTotals, MonthUsage, NoPriceError, month_usage
-from .report import CURRENCY_SYMBOLS, report_filename, write_report
+from .proration import MonthTotals, NoPriceError
+from .report import CURRENCY_SYMBOLS, report_filename
+from .reports.jobs import ReportStatus, has_price, request_report
 from .usage_summary import chart_totals, month_summary, remembered
 
 bp = Blueprint("usage", __name__, url_prefix="/settings/usage")
@@ -82,18 +79,30 @@ def summary():
 @bp.get("/report")
 @requires(Action.DOWNLOAD_REPORT)
 def report():
-    """The itemized report of the month asked for, as an .xlsx attachment."""
+    """The month's itemized report as an .xlsx attachment once built; 202 with its progress
+    while it is being built (htmx: the Download control, else a page that refreshes)."""
     organisation = current_user.organisation
     today = today_utc()
     try:
         month = parse_requested_month(request.args.get("month"), today)
-        usage = month_usage(organisation, month, today)
     except MonthNotAvailable as bad:
         return render_error(400, str(bad), title="No report for that month")
-    except NoPriceError:
+    if not has_price(organisation, month):
         return render_error(409, no_price(month), title="No price for that month")
+    retry = request.args.get("retry") == "1"
+    status = request_report(organisation, month, today, retry=retry)
+    if retry and not is_htmx():
+        # The progress page refreshes itself: from the address that does not ask to retry.
+        return redirect(url_for("usage.report", month=str(month)), 303)
+    if status.ready and not is_htmx():
+        return report_file(status, organisation, month)
+    return report_progress(status, month)
+
+
+def report_file(status: ReportStatus, organisation: Organisation, month: Month):
+    """The kept report, sent as an attachment."""
     response = send_file(
-        written_report(usage, organisation),
+        status.file,
         mimetype=XLSX,
         as_attachment=True,
         download_name=report_filename(organisation, month),
@@ -102,6 +111,18 @@ def report():
     response.cache_control.no_store = True
     log_download(organisation, month)
     return response
+
+
+def report_progress(status: ReportStatus, month: Month):
+    """Where the report stands: for htmx the Download control (which, once the report is
+    ready, starts the download), else the page that refreshes until it arrives."""
+    if status.file is not None:
+        status.file.close()
+    code = {"ready": 200, "failed": 500}.get(status.state, 202)
+    context = {"status": status, "report_month": month}
+    if is_htmx():
+        return render_template("_report_download.html", **context), code, VARY
+    return render_template("report_progress.html", **context), code, VARY
 
 
 def render_page(status: int = 200, **context):
@@ -158,19 +179,6 @@ def chart_bars(totals: list[tuple[Month, Decimal]]) -> tuple[Bar, ...]:
     if not top:
         return ()
     return tuple(Bar(month, total, total / top) for month, total in totals)
-
-
-def written_report(usage: MonthUsage, organisation: Organisation) -> BinaryIO:
-    """The report written to a temporary file in `REPORT_TMPDIR` and opened for reading. The
-    file is unlinked at once: it goes away when the response closes it."""
-    tmpdir = current_app.config.get("REPORT_TMPDIR") or tempfile.gettempdir()
-    descriptor, path = tempfile.mkstemp(prefix="usage-", suffix=".xlsx", dir=tmpdir)
-    os.close(descriptor)
-    try:
-        write_report(usage, organisation, dt.datetime.now(dt.UTC), path, tmpdir=tmpdir)
-        return open(path, "rb")
-    finally:
-        os.unlink(path)
 
 
 def log_download(organisation: Organisation, month: Month) -> None:
