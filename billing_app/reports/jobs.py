@@ -298,16 +298,20 @@ def build_report(key: ReportKey, token: str) -> None:
 
 
 def tenant_usages(
-    organisation: Organisation, month: Month, today: dt.date, totals: MonthTotals
+    organisation: Organisation,
+    month: Month,
+    today: dt.date,
+    totals: MonthTotals,
+    chunk_users: int = CHUNK_USERS,
 ) -> Iterator[TenantUsage]:
     """The tenants of `totals` with their users, in the same order, read about
-    `CHUNK_USERS` users at a time."""
+    `chunk_users` users at a time."""
     batch: list[int] = []
     users = 0
     for tenant in totals.tenants:
         batch.append(tenant.tenant_id)
         users += tenant.billable_users
-        if users >= CHUNK_USERS:
+        if users >= chunk_users:
             yield from _tenants_of(organisation, month, today, batch)
             batch, users = [], 0
     if batch:
