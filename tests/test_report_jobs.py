@@ -15,6 +15,7 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
+from billing_app import config
 from billing_app.extensions import db
 from billing_app.importer import import_file
 from billing_app.models import Organisation
@@ -404,3 +405,18 @@ def test_the_queue_is_redis_when_queue_url_says_so(app, queue_backend, report_qu
     storage = type(jobs(app).queue.storage).__name__
     assert storage == {"sqlite": "SqliteStorage", "redis": "RedisStorage"}[queue_backend]
     assert report_queue.name == app.config["QUEUE_NAME"]
+
+
+def test_queue_url_settings(tmp_path):
+    assert config._queue("", tmp_path) == {
+        "QUEUE_URL": f"sqlite:///{tmp_path / 'report-queue.sqlite3'}",
+        "QUEUE_NAME": "petra-reports",
+    }
+    assert config._queue("redis://queue.internal:6379/2", tmp_path)["QUEUE_URL"] == (
+        "redis://queue.internal:6379/2"
+    )
+    assert config._queue("sqlite:////srv/q.sqlite3", tmp_path)["QUEUE_URL"] == (
+        "sqlite:////srv/q.sqlite3"
+    )
+    with pytest.raises(config.ConfigError, match="QUEUE_URL must be a Redis URL"):
+        config._queue("amqp://broker.internal", tmp_path)
