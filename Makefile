@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 STRIPE_PORT ?= 8420
-DEMO_FILE := billing_app/demo/northwind.json
+DEMO_FILE := dev/demo/northwind.json
 
 .PHONY: run test lint format serve clean
 
@@ -30,12 +30,12 @@ run: $(VENV)/.dev
 	export STRIPE_API_BASE="$${STRIPE_API_BASE:-http://127.0.0.1:$(STRIPE_PORT)}"; \
 	export STRIPE_PORTAL_LOGIN_URL="$${STRIPE_PORTAL_LOGIN_URL:-http://127.0.0.1:$(STRIPE_PORT)/p/login/test_local}"; \
 	export STRIPE_WEBHOOK_SECRET="$${STRIPE_WEBHOOK_SECRET:-whsec_local_development}"; \
-	$(BIN)/python -m billing_app.stripe_local --host 127.0.0.1 --port $(STRIPE_PORT) & \
+	$(BIN)/python -m dev.stripe_local --host 127.0.0.1 --port $(STRIPE_PORT) & \
 	STRIPE_PID=$$!; \
 	$(FLASK) reports worker & \
 	WORKER_PID=$$!; \
 	trap 'kill $$STRIPE_PID $$WORKER_PID 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/python -m billing_app.stripe_local --wait http://127.0.0.1:$(STRIPE_PORT) \
+	$(BIN)/python -m dev.stripe_local --wait http://127.0.0.1:$(STRIPE_PORT) \
 	  --webhook http://$(HOST):$(PORT)/webhooks/stripe --webhook-event customer.updated; \
 	$(FLASK) billing link-stripe northwind-msp; \
 	$(FLASK) demo sign-ins $(DEMO_FILE); \

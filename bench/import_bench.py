@@ -43,7 +43,7 @@ from billing_app.models import (
     Tenant,
     TenantPause,
 )
-from billing_app.sample_data import organisation_data
+from dev.sample_data import organisation_data
 
 
 @contextmanager

@@ -61,9 +61,9 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from billing_app import create_app  # noqa: E402
 from billing_app.extensions import db  # noqa: E402
+from billing_app.figures.months import available_months, today_utc  # noqa: E402
 from billing_app.importer import import_file  # noqa: E402
-from billing_app.months import available_months, today_utc  # noqa: E402
-from billing_app.sample_data import organisation_data  # noqa: E402
+from dev.sample_data import organisation_data  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SLUG = "load-msp"

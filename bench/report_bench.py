@@ -33,11 +33,11 @@ from sqlalchemy import func, select
 
 from billing_app import create_app
 from billing_app.extensions import db
+from billing_app.figures.calculator import MonthUsage, month_usage
+from billing_app.figures.months import Month
 from billing_app.importer import import_file
 from billing_app.models import BillablePeriod, Identity, Organisation
-from billing_app.months import Month
-from billing_app.proration import MonthUsage, month_usage
-from billing_app.report import (
+from billing_app.reports.writer import (
     SUMMARY_COLUMNS,
     SUMMARY_SHEET,
     TENANT_COLUMNS,
@@ -47,7 +47,7 @@ from billing_app.report import (
     tenant_notes,
     write_report,
 )
-from billing_app.sample_data import organisation_data
+from dev.sample_data import organisation_data
 
 SLUG = "bench-msp"
 TODAY = dt.date(2026, 11, 24)

@@ -49,6 +49,8 @@ from werkzeug.security import generate_password_hash  # noqa: E402
 
 from billing_app import create_app  # noqa: E402
 from billing_app.extensions import db  # noqa: E402
+from billing_app.figures.cache import month_summary  # noqa: E402
+from billing_app.figures.months import Month, today_utc  # noqa: E402
 from billing_app.models import (  # noqa: E402
     BillablePeriod,
     Identity,
@@ -57,8 +59,8 @@ from billing_app.models import (  # noqa: E402
     Price,
     Tenant,
 )
-from billing_app.months import Month, today_utc  # noqa: E402
-from billing_app.report import (  # noqa: E402
+from billing_app.reports.jobs import tenant_usages  # noqa: E402
+from billing_app.reports.writer import (  # noqa: E402
     SUMMARY_COLUMNS,
     SUMMARY_SHEET,
     TENANT_COLUMNS,
@@ -67,8 +69,6 @@ from billing_app.report import (  # noqa: E402
     sheet_names,
     tenant_notes,
 )
-from billing_app.reports.jobs import tenant_usages  # noqa: E402
-from billing_app.usage_summary import month_summary  # noqa: E402
 
 SLUG = "million-msp"
 EMAIL = "admin@million-msp.example"

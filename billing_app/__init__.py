@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, logs, security
+from . import access, config, logs, security
 from .extensions import cache, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     cache.init_app(app)
     logs.init_app(app)
     security.init_app(app)
+    access.init_app(app)
     if proxies := app.config.get("TRUSTED_PROXIES"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
@@ -55,16 +56,18 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     stripe_gateway.init_app(app)
 
-    from . import auth, errors, health, portal_views, usage, webhooks
+    from . import errors, health
+    from .auth import views as auth
+    from .billing_email import views as billing_email
+    from .portal import views as portal
+    from .usage import views as usage
+    from .webhooks import views as webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(usage.bp)
-    app.register_blueprint(portal_views.bp)
+    app.register_blueprint(portal.bp)
     app.register_blueprint(webhooks.bp)
-
-    from . import billing_email_views
-
-    app.register_blueprint(billing_email_views.bp)
+    app.register_blueprint(billing_email.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
 
@@ -73,11 +76,19 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     cli.init_app(app)
     jobs.init_app(app)
-
-    from .permissions import Action, can
-
-    app.jinja_env.globals.update(can=can, Action=Action)
+    register_template_globals(app)
     return app
+
+
+def register_template_globals(app: Flask) -> None:
+    """Everything templates may call besides their context, registered here alone."""
+    from .access import can
+    from .permissions import Action
+    from .portal.views import portal_flow
+    from .usage.views import format_money
+
+    app.jinja_env.globals.update(can=can, Action=Action, portal_flow=portal_flow)
+    app.jinja_env.filters["money"] = format_money
 
 
 @event.listens_for(Engine, "connect")

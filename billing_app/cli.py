@@ -64,7 +64,7 @@ def link_stripe(slug: str) -> None:
 
 
 def _set_portal_direct_access(slug: str, enabled: bool) -> None:
-    from .portal import set_direct_access
+    from .portal.service import set_direct_access
 
     organisation = _organisation(slug)
     if not set_direct_access(organisation, enabled):

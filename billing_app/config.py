@@ -55,7 +55,7 @@ def _cache(url: str) -> dict:
         "CACHE_TYPE": "RedisCache",
         "CACHE_REDIS_URL": url,
         "CACHE_KEY_PREFIX": prefix,
-        # A cache that does not answer must not hold requests up for long: usage_summary
+        # A cache that does not answer must not hold requests up for long: figures.cache
         # computes the figures itself when the cache fails.
         "CACHE_OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
     }

@@ -6,7 +6,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from .permissions import is_htmx
+from .access import is_htmx
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -21,11 +21,7 @@ def render_error(status: int, message: str | None = None, title: str | None = No
     """Render an error as a page, or as a fragment for htmx."""
     message = message or MESSAGES.get(status, "Something went wrong.")
     template = "_error.html" if is_htmx() else "error.html"
-    return (
-        render_template(template, status=status, message=message, title=title),
-        status,
-        {"Vary": "HX-Request"},
-    )
+    return render_template(template, status=status, message=message, title=title), status
 
 
 def init_app(app: Flask) -> None:

@@ -23,6 +23,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 REDACTED = "[redacted]"
 APP_LOGGER = "billing_app"
+BILLING_LOGGER = f"{APP_LOGGER}.billing"
+"""The logger of billing actions (saves, portal openings, downloads, webhooks, staff commands)."""
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _RECORD_ATTRIBUTES = frozenset(
@@ -52,6 +54,9 @@ _SECRET_TEXT = (
     (re.compile(r"\b[a-z]+_[A-Za-z0-9]+_secret_[A-Za-z0-9_]+"), REDACTED),
     (re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]+"), REDACTED),
 )
+
+
+billing_log = logging.getLogger(BILLING_LOGGER)
 
 
 def redact_text(text: str) -> str:

@@ -51,7 +51,7 @@ class Organisation(db.Model):
     billing_email_stripe_ts: Mapped[int | None] = mapped_column(BigInteger)
     # Bumped whenever anything that affects the organisation's usage figures changes (prices,
     # tenants, pauses, identities, billable periods), so that cached summaries keyed by it
-    # are never shown stale (see usage_summary.py).
+    # are never shown stale (see figures/cache.py).
     usage_revision: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def bump_usage_revision(self) -> None:
@@ -146,20 +146,25 @@ class Tenant(db.Model):
     )
 
 
-class TenantPause(db.Model):
+class _DateRange:
+    """Days from `from_date` (inclusive) until `until_date` (exclusive; None: still open)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_date: Mapped[dt.date] = mapped_column(Date)
+    until_date: Mapped[dt.date | None] = mapped_column(Date)
+
+
+def _until_after_from(name: str) -> CheckConstraint:
+    return CheckConstraint("until_date IS NULL OR until_date > from_date", name=name)
+
+
+class TenantPause(_DateRange, db.Model):
     """A stretch of days in which a tenant is not billed."""
 
     __tablename__ = "tenant_pauses"
-    __table_args__ = (
-        CheckConstraint(
-            "until_date IS NULL OR until_date > from_date", name="pause_until_after_from"
-        ),
-    )
+    __table_args__ = (_until_after_from("pause_until_after_from"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    from_date: Mapped[dt.date] = mapped_column(Date)
-    until_date: Mapped[dt.date | None] = mapped_column(Date)
 
     tenant: Mapped[Tenant] = relationship(back_populates="pauses")
 
@@ -187,22 +192,15 @@ class Identity(db.Model):
     )
 
 
-class BillablePeriod(db.Model):
+class BillablePeriod(_DateRange, db.Model):
     """Days on which an identity held at least one billable licence."""
 
     __tablename__ = "billable_periods"
-    __table_args__ = (
-        CheckConstraint(
-            "until_date IS NULL OR until_date > from_date", name="period_until_after_from"
-        ),
-    )
+    __table_args__ = (_until_after_from("period_until_after_from"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     identity_id: Mapped[int] = mapped_column(
         ForeignKey("identities.id", ondelete="CASCADE"), index=True
     )
-    from_date: Mapped[dt.date] = mapped_column(Date)
-    until_date: Mapped[dt.date | None] = mapped_column(Date)
 
     identity: Mapped[Identity] = relationship(back_populates="billable_periods")
 

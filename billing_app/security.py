@@ -6,7 +6,6 @@
 - Referrer-Policy, X-Content-Type-Options, X-Frame-Options; HSTS over HTTPS.
 - `Cache-Control: no-store` on everything but static files, so pages of signed-in members
   stay out of browser caches and the back/forward cache.
-- `Vary: HX-Request` on the Usage routes, whose answer (page or fragment) depends on it.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from flask import Flask, Response, current_app, request
 STRIPE_PORTAL_ORIGIN = "https://billing.stripe.com"
 HSTS = "max-age=31536000; includeSubDomains"
 REFERRER_POLICY = "strict-origin-when-cross-origin"
-HTMX_DEPENDENT_PREFIX = "/settings/usage"
 
 
 def _origin(url: str | None) -> str | None:
@@ -76,8 +74,6 @@ def _add_headers(response: Response) -> Response:
         response.cache_control.no_cache = None
         response.cache_control.public = None
         response.cache_control.max_age = None
-    if request.path.startswith(HTMX_DEPENDENT_PREFIX):
-        response.vary.add("HX-Request")
     return response
 
 

@@ -4,29 +4,26 @@ Stripe server, signed-in clients per role, and organisations to test against."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import io
 import json
 import logging
 import os
-import re
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
 import stripe
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from billing_app import create_app, logs
 from billing_app.extensions import db
-from billing_app.models import Member, Organisation, Price
-from billing_app.stripe_local import LocalStripe
-
-ROLES = ("admin", "full_member", "billing", "external_guest")
-PASSWORD = "correct horse battery staple"
+from billing_app.models import Organisation
+from dev.stripe_local import LocalStripe
+from tests.factories import Auth, make_organisation
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -134,49 +131,6 @@ def stripe_client(stripe_server: LocalStripe) -> stripe.StripeClient:
     )
 
 
-def make_organisation(
-    slug: str = "northwind-msp",
-    *,
-    billing_email: str = "billing@northwind.example",
-    stripe_customer_id: str | None = None,
-    portal_direct_access: bool = False,
-    unit_price: str = "3.00",
-    currency: str = "usd",
-) -> Organisation:
-    """An organisation with one member per role, each signing in as `<role>@<slug>.example`."""
-    organisation = Organisation(
-        slug=slug,
-        name=slug.replace("-", " ").title(),
-        billing_email=billing_email,
-        stripe_customer_id=stripe_customer_id,
-        portal_direct_access=portal_direct_access,
-    )
-    organisation.prices.append(
-        Price(from_month=dt.date(2026, 1, 1), unit_price=Decimal(unit_price), currency=currency)
-    )
-    for role in ROLES:
-        member = Member(
-            email=f"{role}@{slug}.example", name=role.replace("_", " ").title(), role=role
-        )
-        member.password_hash = _password_hash()
-        organisation.members.append(member)
-    db.session.add(organisation)
-    db.session.commit()
-    return organisation
-
-
-_HASH: list[str] = []
-
-
-def _password_hash() -> str:
-    """One hash of PASSWORD, reused (hashing is deliberately slow)."""
-    if not _HASH:
-        from werkzeug.security import generate_password_hash
-
-        _HASH.append(generate_password_hash(PASSWORD))
-    return _HASH[0]
-
-
 @pytest.fixture
 def organisation(app, stripe_client) -> Organisation:
     """Northwind MSP, with a Stripe customer on the local Stripe server."""
@@ -190,58 +144,9 @@ def organisation(app, stripe_client) -> Organisation:
     return organisation
 
 
-CSRF_INPUT = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
-
-
-class Auth:
-    """Signs a test client in and out, and carries its CSRF token."""
-
-    def __init__(self, client):
-        self.client = client
-        self.csrf_token: str | None = None
-
-    def login(self, email: str, password: str = PASSWORD):
-        page = self.client.get("/login")
-        token = CSRF_INPUT.search(page.get_data(as_text=True)).group(1)
-        response = self.client.post(
-            "/login", data={"email": email, "password": password, "csrf_token": token}
-        )
-        self.csrf_token = token
-        return response
-
-    def as_role(self, role: str, slug: str = "northwind-msp"):
-        response = self.login(f"{role}@{slug}.example")
-        assert response.status_code == 303, response.get_data(as_text=True)
-        return self
-
-    def post(self, path: str, data: dict | None = None, htmx: bool = False, **kwargs):
-        """POST with the CSRF token, as a form (or as htmx does, in a header)."""
-        headers = kwargs.pop("headers", {})
-        data = dict(data or {})
-        if htmx:
-            headers |= {"HX-Request": "true", "X-CSRFToken": self.csrf_token}
-        else:
-            data.setdefault("csrf_token", self.csrf_token)
-        return self.client.post(path, data=data, headers=headers, **kwargs)
-
-
 @pytest.fixture
 def auth(client) -> Auth:
     return Auth(client)
-
-
-def unique_email(prefix: str = "accounts") -> str:
-    """An address no other Stripe customer on the shared local Stripe server has."""
-    return f"{prefix}+{uuid.uuid4().hex[:10]}@northwind.example"
-
-
-def update_organisation(app, **values) -> None:
-    """Change the (only) organisation's columns directly in the database."""
-    with app.app_context():
-        organisation = db.session.scalar(select(Organisation))
-        for name, value in values.items():
-            setattr(organisation, name, value)
-        db.session.commit()
 
 
 class BillingLog(logging.Handler):
@@ -288,4 +193,28 @@ def org(organisation) -> Organisation:
     return organisation
 
 
-pytest_plugins = ["tests.browser_fixtures", "tests.report_worker"]
+class LiveServer:
+    """The app served by werkzeug in a thread, on a free loopback port."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+pytest_plugins = ["tests.report_worker"]

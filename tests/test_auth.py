@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import CSRF_INPUT, PASSWORD
+from tests.factories import CSRF_INPUT, PASSWORD
 
 
 def _login_token(client) -> str:

@@ -10,11 +10,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from billing_app import billing_email
-from billing_app.billing_email import InvalidEmail, idempotency_key, normalise
+from billing_app.billing_email import service as billing_email
+from billing_app.billing_email.service import InvalidEmail, idempotency_key, normalise
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
-from tests.conftest import make_organisation, unique_email
+from tests.factories import make_organisation, unique_email
 
 PAGE = "/settings/usage"
 SHOW = "/settings/usage/billing-email"
@@ -515,7 +515,7 @@ def test_address_changed_meanwhile_is_shown_and_a_second_save_goes_through(
 
 
 def test_second_admin_saving_an_old_form_does_not_overwrite_the_first(app, client, org):
-    from tests.conftest import Auth
+    from tests.factories import Auth
 
     with app.app_context():
         org = db.session.get(Organisation, org.id)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from billing_app.extensions import db
 from billing_app.models import Organisation
-from tests.conftest import make_organisation
+from tests.factories import make_organisation
 
 
 def _organisation(app) -> Organisation:

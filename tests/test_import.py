@@ -27,88 +27,11 @@ from billing_app.models import (
     Tenant,
     TenantPause,
 )
-from billing_app.portal import WHITELIST_AUDIT_ACTION
-from billing_app.sample_data import demo_data, organisation_data
+from billing_app.portal.service import WHITELIST_AUDIT_ACTION
+from dev.sample_data import demo_data, organisation_data
+from tests.factories import make_organisation, northwind
 
-from .conftest import make_organisation
-
-DEMO_FILE = Path(__file__).resolve().parent.parent / "billing_app" / "demo" / "northwind.json"
-
-
-def northwind() -> dict[str, Any]:
-    """A small organisation in the import format."""
-    return {
-        "organisation": {
-            "slug": "northwind-msp",
-            "name": "Northwind MSP",
-            "billing_email": "billing@northwind.example",
-            "stripe_customer_id": None,
-            "portal_direct_access": False,
-            "prices": [
-                {"from_month": "2026-01", "unit_price": "3.00", "currency": "usd"},
-                {"from_month": "2026-07", "unit_price": "3.25", "currency": "usd"},
-            ],
-        },
-        "members": [
-            {
-                "email": "admin@northwind.example",
-                "name": "Ada",
-                "role": "admin",
-                "password": "demo-admin",
-            },
-            {"email": "finance@northwind.example", "name": "Fiona", "role": "billing"},
-        ],
-        "tenants": [
-            {
-                "id": "t-001",
-                "name": "Contoso Ltd",
-                "microsoft_tenant_id": "00000000-0000-0000-0000-000000000001",
-                "onboarded_on": "2026-01-12",
-                "offboarded_on": None,
-                "pauses": [{"from": "2026-03-01", "until": "2026-03-08"}],
-                "identities": [
-                    {
-                        "id": "u-001",
-                        "display_name": "Grace Hopper",
-                        "user_principal_name": "grace@contoso.example",
-                        "billable_periods": [{"from": "2026-01-12", "until": None}],
-                    },
-                    {
-                        "id": "u-002",
-                        "display_name": "Alan Turing",
-                        "user_principal_name": "alan@contoso.example",
-                        "billable_periods": [
-                            {"from": "2026-01-15", "until": "2026-02-20"},
-                            {"from": "2026-02-01", "until": None},
-                        ],
-                    },
-                ],
-            },
-            {
-                "id": "t-002",
-                "name": "Fabrikam/Tailspin: Ops?",
-                "microsoft_tenant_id": "00000000-0000-0000-0000-000000000002",
-                "onboarded_on": "2026-02-10",
-                "offboarded_on": "2026-09-15",
-                "pauses": [],
-                "identities": [
-                    {
-                        "id": "u-003",
-                        "display_name": "=SUM(A1:A2)",
-                        "user_principal_name": "sum@fabrikam.example",
-                        "billable_periods": [{"from": "2026-02-10", "until": "2026-06-01"}],
-                    }
-                ],
-            },
-            {
-                "id": "t-003",
-                "name": "Müller & Söhne GmbH",
-                "microsoft_tenant_id": "00000000-0000-0000-0000-000000000003",
-                "onboarded_on": "2026-05-20",
-                "identities": [],
-            },
-        ],
-    }
+DEMO_FILE = Path(__file__).resolve().parent.parent / "dev" / "demo" / "northwind.json"
 
 
 def snapshot() -> dict[str, list[tuple]]:

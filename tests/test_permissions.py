@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billing_app.permissions import MATRIX, Action, Role, role_may
-from tests.conftest import ROLES
+from tests.factories import ROLES
 
 ALLOWED, REFUSED = "allowed", "refused"
 
@@ -35,6 +35,7 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
         "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
     },
 }  # fmt: skip
+
 
 MATRIX_CELLS = {
     ("view_usage", "admin"): True,

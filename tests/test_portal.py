@@ -11,11 +11,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from billing_app import portal, stripe_gateway
+from billing_app import stripe_gateway
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
+from billing_app.portal import service as portal
 from billing_app.stripe_gateway import StripeRequestFailed, gateway
-from tests.conftest import CSRF_INPUT, Auth, update_organisation
+from tests.factories import CSRF_INPUT, Auth, update_organisation
 
 PORTAL = "/settings/usage/billing-portal"
 RETURN_URL = "http://localhost/settings/usage"

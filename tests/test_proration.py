@@ -1,10 +1,9 @@
-"""Billable days, prorated units and costs: the pure interval arithmetic and the database-backed
-month usage, to the cent."""
+"""Billable days, prorated units and costs: the pure interval arithmetic, the one calculator
+(`figures.calculator.user_lines`) and its projections over the database, to the cent."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 from decimal import Decimal
 
@@ -12,8 +11,9 @@ import pytest
 from sqlalchemy import event
 
 from billing_app.extensions import db
-from billing_app.models import BillablePeriod, Identity, Organisation, Price, Tenant, TenantPause
-from billing_app.months import (
+from billing_app.figures import calculator
+from billing_app.figures.calculator import billable_days, month_usage, monthly_totals
+from billing_app.figures.months import (
     FIRST_MONTH,
     Month,
     MonthNotAvailable,
@@ -21,22 +21,15 @@ from billing_app.months import (
     parse_requested_month,
     today_utc,
 )
-from billing_app.proration import (
+from billing_app.figures.proration import (
     BillableDays,
     NoPriceError,
-    billable_days,
     counted_window,
-    month_usage,
-    monthly_totals,
     prorated_cost,
     prorated_units,
 )
-
-from .conftest import make_organisation
-
-
-def d(value: str) -> dt.date:
-    return dt.date.fromisoformat(value)
+from billing_app.models import Organisation, Price
+from tests.factories import ALWAYS, add_tenant, d, make_organisation
 
 
 def days(count: int, first: str | None = None, last: str | None = None) -> BillableDays:
@@ -172,45 +165,6 @@ def test_counted_window():
 
 # --- Against the database --------------------------------------------------------------------
 
-_ids = itertools.count(1)
-
-
-def add_tenant(
-    organisation: Organisation,
-    name: str,
-    onboarded_on: str = "2025-12-01",
-    offboarded_on: str | None = None,
-    pauses: tuple[tuple[str, str | None], ...] = (),
-    users: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...] = (),
-) -> Tenant:
-    """A tenant with pauses and users, each user given as (display name, billable periods)."""
-    number = next(_ids)
-    tenant = Tenant(
-        organisation_id=organisation.id,
-        external_id=f"t-{number}",
-        name=name,
-        microsoft_tenant_id=f"00000000-0000-0000-0000-{number:012d}",
-        onboarded_on=d(onboarded_on),
-        offboarded_on=offboarded_on and d(offboarded_on),
-    )
-    for start, until in pauses:
-        tenant.pauses.append(TenantPause(from_date=d(start), until_date=until and d(until)))
-    for display_name, periods in users:
-        identity = Identity(
-            organisation_id=organisation.id,
-            external_id=f"u-{next(_ids)}",
-            display_name=display_name,
-            user_principal_name=f"{display_name.lower().replace(' ', '.')}@example.com",
-        )
-        for start, until in periods:
-            identity.billable_periods.append(
-                BillablePeriod(from_date=d(start), until_date=until and d(until))
-            )
-        tenant.identities.append(identity)
-    db.session.add(tenant)
-    db.session.commit()
-    return tenant
-
 
 @pytest.fixture
 def ctx(app):
@@ -223,7 +177,6 @@ def org(ctx) -> Organisation:
     return make_organisation(unit_price="2.97")
 
 
-ALWAYS = (("2025-12-01", None),)
 LATER = "2026-06-15"
 
 
@@ -440,6 +393,100 @@ def test_monthly_totals_leave_out_months_without_price(ctx):
 
 
 # --- Months ----------------------------------------------------------------------------------
+
+
+# --- The one calculator and its projections -----------------------------------------------
+
+
+def _two_tenants(org: Organisation) -> tuple:
+    contoso = add_tenant(
+        org,
+        "Contoso",
+        pauses=(("2026-04-10", "2026-04-15"),),
+        users=(("Grace", ALWAYS), ("Alan", (("2026-03-20", "2026-04-05"),))),
+    )
+    fabrikam = add_tenant(
+        org, "Fabrikam", onboarded_on="2026-04-12", users=(("Ada", (("2026-03-01", None),)),)
+    )
+    return contoso, fabrikam
+
+
+@pytest.mark.parametrize(
+    ("month", "periods", "tenant", "today", "expected"),
+    [case[1:] for case in INTERVAL_CASES],
+    ids=[case[0] for case in INTERVAL_CASES],
+)
+def test_interval_cases_priced_by_the_calculator(month, periods, tenant, today, expected):
+    """The same table through `user_lines` with a price: one line, its cost the rounded share."""
+    tenant = {"onboarded_on": d("2025-01-01")} | tenant
+    pauses = [(d(a), b and d(b)) for a, b in tenant.get("pauses", [])]
+    row = calculator.TenantRow(
+        1, "t-1", "Contoso", "m", tenant["onboarded_on"], tenant.get("offboarded_on"), pauses
+    )
+    identity = calculator.IdentityRow(7, 1, "u-7", "Grace", "grace@example.com", [])
+    identity.periods.extend((d(a), b and d(b)) for a, b in periods)
+    price = [(d("2025-01-01"), Decimal("3.10"), "usd")]
+    found = list(calculator.user_lines([row], [identity], price, [month], today or month.end))
+    if expected.days == 0:
+        assert found == []
+        return
+    [line] = found
+    assert (line.billable_days, line.billable_from, line.billable_to) == (
+        expected.days,
+        expected.first,
+        expected.last,
+    )
+    assert line.cost == prorated_cost(Decimal("3.10"), expected.days, month.days)
+    assert (line.tenant_id, line.month, line.unit_price) == (1, month, Decimal("3.10"))
+
+
+def test_lines_are_streamed_and_are_the_report_lines(org):
+    _two_tenants(org)
+    april, today = Month(2026, 4), d(LATER)
+    streamed = calculator.lines(org, [april], today)
+    assert iter(streamed) is streamed
+    usage = month_usage(org, april, today)
+    assert sorted(streamed, key=lambda line: line.identity_id) == sorted(
+        (line for tenant in usage.tenants for line in tenant.lines),
+        key=lambda line: line.identity_id,
+    )
+
+
+def test_one_tenant_and_the_month_before(org):
+    contoso, fabrikam = _two_tenants(org)
+    march, april, today = Month(2026, 3), Month(2026, 4), d(LATER)
+    found = list(calculator.lines(org, [march, april], today, tenant_id=contoso.id))
+    assert {line.tenant_id for line in found} == {contoso.id}
+    by_month = {m: sorted(ln.display_name for ln in found if ln.month == m) for m in (march, april)}
+    assert by_month == {march: ["Alan", "Grace"], april: ["Alan", "Grace"]}
+    for month in (march, april):
+        [tenant] = month_usage(org, month, today, tenant_id=contoso.id).tenants
+        whole = next(t for t in month_usage(org, month, today).tenants if t.tenant_id == contoso.id)
+        assert tenant == whole
+        assert tenant.lines == tuple(
+            sorted((ln for ln in found if ln.month == month), key=lambda ln: ln.display_name)
+        )
+    assert month_usage(org, april, today, tenant_id=fabrikam.id).billable_users == 1
+
+
+def test_page_totals_and_chart_totals_are_sums_of_the_lines(org):
+    _two_tenants(org)
+    today = d(LATER)
+    months = calculator.months_until(today)
+    found = list(calculator.lines(org, months, today))
+    for month, total in monthly_totals(org, today):
+        assert total == sum(line.cost for line in found if line.month == month)
+    april = calculator.month_totals(org, Month(2026, 4), today)
+    for tenant in april.tenants:
+        mine = [
+            ln for ln in found if ln.month == Month(2026, 4) and ln.tenant_id == tenant.tenant_id
+        ]
+        assert (tenant.billable_users, tenant.billable_days, tenant.cost) == (
+            len(mine),
+            sum(ln.billable_days for ln in mine),
+            sum((ln.cost for ln in mine), Decimal(0)),
+        )
+    assert april.cost > 0
 
 
 def test_month_values():

@@ -15,9 +15,10 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from billing_app.months import Month
-from billing_app.proration import MonthUsage, TenantUsage, UserLine, month_usage, prorated_cost
-from billing_app.report import (
+from billing_app.figures.calculator import MonthUsage, TenantUsage, UserLine, month_usage
+from billing_app.figures.months import Month
+from billing_app.figures.proration import prorated_cost
+from billing_app.reports.writer import (
     CELL_TEXT_LIMIT,
     SUMMARY_HEADER_ROW,
     TENANT_COLUMNS,
@@ -29,9 +30,7 @@ from billing_app.report import (
     sheet_names,
     write_report,
 )
-
-from .conftest import make_organisation
-from .test_proration import ALWAYS, add_tenant, d
+from tests.factories import ALWAYS, add_tenant, d, make_organisation
 
 APRIL = Month(2026, 4)
 TODAY = d("2026-06-15")
@@ -416,6 +415,8 @@ def _synthetic_usage(tenants: int) -> MonthUsage:
         units=Decimal(1),
         unit_price=price,
         cost=prorated_cost(price, 30, 30),
+        tenant_id=0,
+        month=APRIL,
     )
     rows = tuple(
         TenantUsage(

@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from billing_app import config
 from billing_app.extensions import db
+from billing_app.figures.cache import month_summary
+from billing_app.figures.calculator import month_usage
+from billing_app.figures.months import Month, today_utc
 from billing_app.importer import import_file
 from billing_app.models import Organisation
-from billing_app.months import Month, today_utc
-from billing_app.proration import month_usage
-from billing_app.report import write_report
 from billing_app.reports.jobs import (
     CLOSED_MONTHS_SCHEDULE,
     _Progress,
@@ -32,11 +32,9 @@ from billing_app.reports.jobs import (
     tenant_usages,
 )
 from billing_app.reports.store import ReportKey, ReportStore
-from billing_app.usage_summary import month_summary
-
-from .conftest import PASSWORD, make_organisation
-from .report_worker import download
-from .test_proration import ALWAYS, add_tenant
+from billing_app.reports.writer import write_report
+from tests.factories import ALWAYS, PASSWORD, add_tenant, make_organisation
+from tests.report_worker import download
 
 REPORT = "/settings/usage/report"
 HTMX = {"HX-Request": "true"}

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import pytest
 import redis
 
-from billing_app.sample_data import organisation_data
+from dev.sample_data import organisation_data
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from billing_app.stripe_local import LocalStripe, LocalStripeError
+from dev.stripe_local import LocalStripe, LocalStripeError
 
 PICKLE = "/tmp/localstripe.pickle"  # noqa: S108
 

@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from dataclasses import dataclass, field
 from decimal import Decimal
-from html.parser import HTMLParser
 
 import openpyxl
 import pytest
 from sqlalchemy import select
 
 from billing_app.extensions import db
-from billing_app.models import Organisation
-from billing_app.months import (
+from billing_app.figures.calculator import month_usage, monthly_totals
+from billing_app.figures.months import (
     Month,
     MonthNotAvailable,
     available_months,
     parse_requested_month,
     today_utc,
 )
-from billing_app.proration import month_usage, monthly_totals
-from billing_app.report import sheet_names
-from billing_app.usage import format_money
-
-from .conftest import make_organisation
-from .report_worker import download
-from .test_proration import ALWAYS, add_tenant
+from billing_app.models import Organisation
+from billing_app.reports.writer import sheet_names
+from billing_app.usage.views import format_money
+from tests.factories import ALWAYS, add_tenant, make_organisation
+from tests.pages import badges, parse, rows, summary_region
+from tests.report_worker import download
 
 PAGE = "/settings/usage"
 SUMMARY = "/settings/usage/summary"
@@ -36,88 +33,6 @@ HTMX = {"HX-Request": "true"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 JANUARY = Month(2026, 1)
 ESCAPED_NAME = "Fabrikam <b>Inc</b>"
-
-
-# --- A small HTML tree, to read the page as a browser would ----------------------------------
-
-
-@dataclass
-class Node:
-    tag: str
-    attrs: dict[str, str | None]
-    children: list[Node | str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        parts = [c if isinstance(c, str) else c.text for c in self.children]
-        return " ".join(" ".join(parts).split())
-
-    @property
-    def classes(self) -> set[str]:
-        return set((self.attrs.get("class") or "").split())
-
-    def all(self, tag: str | None = None, **attrs: str) -> list[Node]:
-        found = []
-        for child in self.children:
-            if isinstance(child, Node):
-                if (tag is None or child.tag == tag) and all(
-                    child.attrs.get(name.rstrip("_")) == value for name, value in attrs.items()
-                ):
-                    found.append(child)
-                found.extend(child.all(tag, **attrs))
-        return found
-
-    def one(self, tag: str | None = None, **attrs: str) -> Node:
-        [found] = self.all(tag, **attrs)
-        return found
-
-    def by_id(self, element_id: str) -> Node | None:
-        found = self.all(id=element_id)
-        return found[0] if found else None
-
-
-VOID = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-
-
-class _TreeBuilder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#root", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag, attrs):
-        node = Node(tag, dict(attrs))
-        self.stack[-1].children.append(node)
-        if tag not in VOID:
-            self.stack.append(node)
-
-    def handle_startendtag(self, tag, attrs):
-        self.stack[-1].children.append(Node(tag, dict(attrs)))
-
-    def handle_endtag(self, tag):
-        for index in range(len(self.stack) - 1, 0, -1):
-            if self.stack[index].tag == tag:
-                del self.stack[index:]
-                return
-
-    def handle_data(self, data):
-        self.stack[-1].children.append(data)
-
-
-def parse(html: str) -> Node:
-    builder = _TreeBuilder()
-    builder.feed(html)
-    builder.close()
-    return builder.root
-
-
-def rows(table: Node, section: str) -> list[list[str]]:
-    return [[cell.text for cell in row.all() if cell.tag in ("th", "td")]
-            for row in table.one(section).all("tr")]  # fmt: skip
-
-
-def badges(cell: Node) -> list[str]:
-    return [badge.text for badge in cell.all("span") if "badge" in badge.classes]
 
 
 # --- Fixtures --------------------------------------------------------------------------------
@@ -170,12 +85,6 @@ def totals_of(app, today: dt.date):
     with app.app_context():
         northwind = db.session.scalar(select(Organisation).filter_by(slug="northwind-msp"))
         return monthly_totals(northwind, today)
-
-
-def summary_region(response) -> Node:
-    region = parse(response.get_data(as_text=True)).by_id("usage-month")
-    assert region is not None
-    return region
 
 
 # --- Money -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The Usage page's figures: `proration.month_totals` (the month's usage without per-user
-lines) and their cache in `usage_summary`, keyed by the organisation's usage revision, which
+"""The Usage page's figures: `calculator.month_totals` (the month's usage without per-user
+lines) and their cache in `figures.cache`, keyed by the organisation's usage revision, which
 imports bump when usage data changes."""
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ import redis
 from flask_caching.backends import RedisCache, SimpleCache
 from sqlalchemy import event, func, select, text
 
-from billing_app import config, create_app, usage_summary
+from billing_app import config, create_app
 from billing_app.extensions import cache, db
+from billing_app.figures import cache as figures_cache
+from billing_app.figures.calculator import MonthTotals, MonthUsage, month_totals, month_usage
+from billing_app.figures.calculator import monthly_totals as uncached_monthly_totals
+from billing_app.figures.months import Month, available_months
 from billing_app.importer import ANALYZE_AFTER, import_file
 from billing_app.models import Identity, Organisation
-from billing_app.months import Month, available_months
-from billing_app.proration import MonthTotals, MonthUsage, month_totals, month_usage
-from billing_app.proration import monthly_totals as uncached_monthly_totals
-from billing_app.sample_data import organisation_data
-
-from .test_import import northwind
-from .test_proration import ALWAYS, add_tenant
-from .test_usage_page import rows, summary_region
+from dev.sample_data import organisation_data
+from tests.factories import ALWAYS, add_tenant, northwind
+from tests.pages import rows, summary_region
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SUMMARY = "/settings/usage/summary"
@@ -161,25 +160,25 @@ def test_month_totals_take_four_queries(sample):
 
 def test_cached_summary_equals_the_computation_and_is_read_without_queries(sample):
     month = Month(2026, 7)
-    first = usage_summary.month_summary(sample, month, TODAY)
+    first = figures_cache.month_summary(sample, month, TODAY)
     assert first == month_totals(sample, month, TODAY)
     with counted_queries() as statements:
-        again = usage_summary.month_summary(organisation("sample-msp"), month, TODAY)
+        again = figures_cache.month_summary(organisation("sample-msp"), month, TODAY)
     assert again == first
     assert [s for s in statements if "billable_periods" in s] == []
 
-    chart = usage_summary.chart_totals(sample, TODAY)
+    chart = figures_cache.chart_totals(sample, TODAY)
     assert chart == uncached_monthly_totals(sample, TODAY)
     with counted_queries() as statements:
-        assert usage_summary.chart_totals(sample, TODAY) == chart
+        assert figures_cache.chart_totals(sample, TODAY) == chart
     assert statements == []
 
 
 def test_month_to_date_is_keyed_by_the_day(sample):
     current = Month.of(TODAY)
     tomorrow = TODAY + dt.timedelta(days=1)
-    today_figures = usage_summary.month_summary(sample, current, TODAY)
-    tomorrow_figures = usage_summary.month_summary(sample, current, tomorrow)
+    today_figures = figures_cache.month_summary(sample, current, TODAY)
+    tomorrow_figures = figures_cache.month_summary(sample, current, tomorrow)
     assert today_figures == month_totals(sample, current, TODAY)
     assert tomorrow_figures == month_totals(sample, current, tomorrow)
     assert today_figures.last_counted_day == TODAY
@@ -188,20 +187,20 @@ def test_month_to_date_is_keyed_by_the_day(sample):
 
     # On the 1st the previous month is complete: no longer month to date, same figures.
     first = current.end
-    last_day = usage_summary.month_summary(sample, current, current.end - dt.timedelta(1))
-    complete = usage_summary.month_summary(sample, current, first)
+    last_day = figures_cache.month_summary(sample, current, current.end - dt.timedelta(1))
+    complete = figures_cache.month_summary(sample, current, first)
     assert last_day.month_to_date and not complete.month_to_date
     assert complete.cost == last_day.cost
 
-    chart_today = usage_summary.chart_totals(sample, TODAY)
-    chart_tomorrow = usage_summary.chart_totals(sample, tomorrow)
+    chart_today = figures_cache.chart_totals(sample, TODAY)
+    chart_tomorrow = figures_cache.chart_totals(sample, tomorrow)
     assert chart_tomorrow == uncached_monthly_totals(sample, tomorrow) != chart_today
 
 
 def test_past_months_do_not_depend_on_the_day(sample):
-    usage_summary.month_summary(sample, Month(2026, 3), TODAY)
+    figures_cache.month_summary(sample, Month(2026, 3), TODAY)
     with counted_queries() as statements:
-        later = usage_summary.month_summary(sample, Month(2026, 3), TODAY + dt.timedelta(days=9))
+        later = figures_cache.month_summary(sample, Month(2026, 3), TODAY + dt.timedelta(days=9))
     assert statements == []
     assert later == month_totals(sample, Month(2026, 3), TODAY)
 
@@ -209,8 +208,8 @@ def test_past_months_do_not_depend_on_the_day(sample):
 def test_each_organisation_has_its_own_entries(sample):
     import_file(northwind())
     other = organisation()
-    mine = usage_summary.month_summary(sample, Month(2026, 7), TODAY)
-    theirs = usage_summary.month_summary(other, Month(2026, 7), TODAY)
+    mine = figures_cache.month_summary(sample, Month(2026, 7), TODAY)
+    theirs = figures_cache.month_summary(other, Month(2026, 7), TODAY)
     assert theirs == month_totals(other, Month(2026, 7), TODAY) != mine
 
 
@@ -225,7 +224,7 @@ def test_a_missing_entry_is_computed_once_however_many_ask(app):
 
     def ask() -> None:
         with app.app_context():
-            results.append(usage_summary._cached("test:single-flight", compute))
+            results.append(figures_cache._cached("test:single-flight", compute))
 
     threads = [threading.Thread(target=ask) for _ in range(6)]
     for thread in threads:
@@ -243,8 +242,8 @@ def test_a_failed_computation_does_not_hold_others_back(ctx):
         raise LookupError("no price")
 
     with pytest.raises(LookupError):
-        usage_summary._cached("test:failing", fail)
-    assert usage_summary._cached("test:failing", lambda: "computed") == "computed"
+        figures_cache._cached("test:failing", fail)
+    assert figures_cache._cached("test:failing", lambda: "computed") == "computed"
 
 
 def test_figures_are_served_when_the_cache_fails(sample, monkeypatch):
@@ -254,8 +253,8 @@ def test_figures_are_served_when_the_cache_fails(sample, monkeypatch):
     for method in ("get", "set", "add", "delete"):
         monkeypatch.setattr(cache, method, broken)
     month = Month(2026, 7)
-    assert usage_summary.month_summary(sample, month, TODAY) == month_totals(sample, month, TODAY)
-    assert usage_summary.chart_totals(sample, TODAY) == uncached_monthly_totals(sample, TODAY)
+    assert figures_cache.month_summary(sample, month, TODAY) == month_totals(sample, month, TODAY)
+    assert figures_cache.chart_totals(sample, TODAY) == uncached_monthly_totals(sample, TODAY)
 
 
 # --- The usage revision ----------------------------------------------------------------------
@@ -459,10 +458,10 @@ def test_workers_share_the_figures_through_redis(app, sample, redis_prefix):
         for _ in range(2)
     )
     with first.app_context():
-        computed = usage_summary.month_summary(organisation("sample-msp"), month, TODAY)
+        computed = figures_cache.month_summary(organisation("sample-msp"), month, TODAY)
     with second.app_context():
         with counted_queries() as statements:
-            read = usage_summary.month_summary(organisation("sample-msp"), month, TODAY)
+            read = figures_cache.month_summary(organisation("sample-msp"), month, TODAY)
         assert [s for s in statements if "billable_periods" in s] == []
         db.engine.dispose()
     with first.app_context():
@@ -472,5 +471,6 @@ def test_workers_share_the_figures_through_redis(app, sample, redis_prefix):
     keys = [key.decode() for key in store.scan_iter(match=f"{redis_prefix}*")]
     store.close()
     assert keys == [
-        f"{redis_prefix}usage1:month:{sample.id}:{sample.usage_revision}:{month}:closed"
+        f"{redis_prefix}usage{figures_cache.KEY_VERSION}:month:"
+        f"{sample.id}:{sample.usage_revision}:{month}:closed"
     ]

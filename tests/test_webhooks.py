@@ -16,11 +16,11 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
-from billing_app.billing_email import AUDIT_ACTION
+from billing_app.billing_email.service import AUDIT_ACTION
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Organisation, StripeEvent
-from billing_app.stripe_local import LocalStripe
-from tests.conftest import unique_email
+from dev.stripe_local import LocalStripe
+from tests.factories import unique_email
 
 WEBHOOK = "/webhooks/stripe"
 OLD = "billing@northwind.example"

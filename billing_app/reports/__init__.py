@@ -1,1 +1,2 @@
-"""The itemized usage report: kept reports (`store`) and the queue that builds them (`jobs`)."""
+"""The itemized usage report: its download (`views`), the workbook (`writer`), the queue and
+worker that build it (`jobs`) and the kept reports (`store`)."""

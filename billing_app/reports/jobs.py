@@ -37,14 +37,15 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey, TaskWrapper
 from sqlalchemy import select
 
-from ..config import QUEUE_SCHEMES
-from ..extensions import db
-from ..models import Organisation, Price
-from ..months import FIRST_MONTH, Month, today_utc
-from ..proration import MonthTotals, NoPriceError, TenantUsage, month_usage
-from ..report import write_report
-from ..usage_summary import month_summary
-from .store import ReportKey, ReportStore
+from billing_app.config import QUEUE_SCHEMES
+from billing_app.extensions import db
+from billing_app.figures.cache import month_summary
+from billing_app.figures.calculator import MonthTotals, TenantUsage, month_usage
+from billing_app.figures.months import FIRST_MONTH, Month, today_utc
+from billing_app.figures.proration import NoPriceError
+from billing_app.models import Organisation, Price
+from billing_app.reports.store import ReportKey, ReportStore
+from billing_app.reports.writer import write_report
 
 log = logging.getLogger("billing_app.reports")
 

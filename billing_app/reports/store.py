@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..months import Month
+from billing_app.figures.months import Month
 
 _KEPT = re.compile(r"(\d{4}-\d{2})\.r(\d+)(?:\.(\d{4}-\d{2}-\d{2}))?\.xlsx")
 _PARTIAL_PREFIX = ".partial-"

@@ -1,0 +1,138 @@
+"""The billing email on the Usage page: shown to members, edited in place by admins."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField, ValidationError
+from wtforms.validators import InputRequired, Length, Regexp
+
+from billing_app.access import is_htmx, requires
+from billing_app.billing_email import service as billing_email
+from billing_app.billing_email.service import Change, InvalidEmail, Outcome, Result
+from billing_app.extensions import limiter
+from billing_app.permissions import Action
+from billing_app.stripe_gateway import gateway
+from billing_app.usage import views as usage
+
+bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
+
+STALE_FORM = "This form is out of date. Reload the page and try again."
+
+
+def new_nonce() -> str:
+    """A fresh token for one opened form; a retried submission carries the same one."""
+    return secrets.token_urlsafe(18)
+
+
+class BillingEmailForm(FlaskForm):
+    email = StringField("Billing email")
+    opened_with = HiddenField(validators=[InputRequired(STALE_FORM), Length(max=254)])
+    nonce = HiddenField(
+        validators=[
+            InputRequired(STALE_FORM),
+            Length(max=64, message=STALE_FORM),
+            Regexp(r"^[A-Za-z0-9_-]+$", message=STALE_FORM),
+        ]
+    )
+    confirm_shared = HiddenField()
+
+    normalised: str | None = None
+
+    @classmethod
+    def opened(cls, current: str) -> BillingEmailForm:
+        """The form as an admin opens it: the current address, ready to edit."""
+        return cls(formdata=None, email=current, opened_with=current, nonce=new_nonce())
+
+    def validate_email(self, field) -> None:
+        try:
+            self.normalised = billing_email.normalise(field.data)
+        except InvalidEmail as error:
+            raise ValidationError(str(error)) from None
+
+    def change(self) -> Change:
+        return Change(
+            email=self.normalised,
+            opened_with=self.opened_with.data,
+            nonce=self.nonce.data,
+            confirmed_shared=self.confirm_shared.data == self.normalised,
+        )
+
+    def reopen(self, result: Result) -> None:
+        """After a conflict the form is based on the address now stored."""
+        if result.outcome is Outcome.CONFLICT:
+            self.opened_with.data = result.current
+            self.nonce.data = new_nonce()
+
+
+@bp.get("/billing-email")
+@requires(Action.VIEW_USAGE)
+def show():
+    """The billing-email display fragment."""
+    return _display(focus=is_htmx())
+
+
+@bp.get("/billing-email/edit")
+@requires(Action.CHANGE_BILLING_EMAIL)
+def edit():
+    """The inline edit form: a fragment for htmx, the page with the form in place otherwise."""
+    return _edit_form(BillingEmailForm.opened(current_user.organisation.billing_email))
+
+
+def _member_key() -> str:
+    return f"billing-email:{current_user.get_id()}"
+
+
+@bp.post("/billing-email")
+@requires(Action.CHANGE_BILLING_EMAIL)
+@limiter.limit(billing_email.SAVE_RATE_LIMIT, key_func=_member_key)
+def save():
+    """Save the billing email, Stripe first; the display again, or the form with the problem."""
+    form = BillingEmailForm()
+    if not form.validate_on_submit():
+        return _edit_form(form, status=400)
+    organisation_id = current_user.organisation_id
+    result = billing_email.save(organisation_id, current_user, form.change(), gateway())
+    if not result.ok:
+        form.reopen(result)
+        return _edit_form(form, result, status=result.status)
+    if is_htmx():
+        return _display(notice=result.message, focus=True)
+    flash(result.message, "success")
+    return redirect(url_for("usage.page"), code=303)
+
+
+@bp.errorhandler(429)
+def too_many_saves(_error):
+    """The admin saved too often in the last minute: the form again, with what was typed."""
+    form = BillingEmailForm()
+    current = current_user.organisation.billing_email
+    result = Result(Outcome.TOO_MANY, current, 429, billing_email.TOO_MANY_SAVES)
+    return _edit_form(form, result, status=429)
+
+
+def section_context() -> dict:
+    """What the billing-email fragments show: the organisation and its recent changes."""
+    organisation = current_user.organisation
+    return {"organisation": organisation, "email_history": billing_email.history(organisation.id)}
+
+
+def _display(notice: str | None = None, focus: bool = False):
+    body = render_template(
+        "_billing_email.html",
+        **section_context(),
+        email_notice=notice,
+        email_focus=focus,
+    )
+    return body, 200
+
+
+def _edit_form(form: BillingEmailForm, result: Result | None = None, status: int = 200):
+    context = {"email_form": form, "email_result": result}
+    if is_htmx():
+        body = render_template("_billing_email_form.html", **section_context(), **context)
+        return body, status
+    return usage.render_page(status, **context)

@@ -1,0 +1,79 @@
+"""The Usage page's figures as it shows them: the month picker's months, the chosen month's
+summary and the chart's bars, or why the month cannot be shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing_app.figures.cache import chart_totals, month_summary
+from billing_app.figures.calculator import MonthTotals
+from billing_app.figures.months import (
+    Month,
+    MonthNotAvailable,
+    available_months,
+    parse_requested_month,
+)
+from billing_app.figures.proration import NoPriceError
+from billing_app.models import Organisation
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One month of the monthly-totals chart."""
+
+    month: Month
+    total: Decimal
+    share: Decimal
+    """The total as a share of the highest month's, from 0 to 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonthSummary:
+    """What the month summary shows: the chosen month's usage, or why it cannot be shown."""
+
+    months: list[Month]
+    month: Month
+    usage: MonthTotals | None = None
+    bars: tuple[Bar, ...] = ()
+    problem: str | None = None
+    status: int = 200
+    key: tuple | None = None
+    """What the figures depend on (organisation, its usage revision, month, today), for
+    keeping the rendered summary; None for a summary that shows a problem."""
+
+    @property
+    def current(self) -> Month:
+        return self.months[0]
+
+
+def summary_of(organisation: Organisation, value: str | None, today: dt.date) -> MonthSummary:
+    """The summary of the month asked for as `YYYY-MM` (None: the current month)."""
+    months = available_months(today)
+    try:
+        month = months[0] if value is None else parse_requested_month(value, today)
+    except MonthNotAvailable as bad:
+        return MonthSummary(months, months[0], problem=str(bad), status=400)
+    try:
+        usage = month_summary(organisation, month, today)
+    except NoPriceError:
+        return MonthSummary(months, month, problem=no_price(month))
+    bars = chart_bars(chart_totals(organisation, today))
+    key = (organisation.id, organisation.usage_revision, str(month), today.isoformat())
+    return MonthSummary(months, month, usage, bars, key=key)
+
+
+def no_price(month: Month) -> str:
+    return (
+        f"There is no unit price for {month.label} in your organisation's price list, so its "
+        "usage cannot be priced yet. Contact Petra support to have the price added."
+    )
+
+
+def chart_bars(totals: list[tuple[Month, Decimal]]) -> tuple[Bar, ...]:
+    """The chart's bars, scaled to the highest total; none when every month is zero."""
+    top = max((total for _, total in totals), default=Decimal(0))
+    if not top:
+        return ()
+    return tuple(Bar(month, total, total / top) for month, total in totals)

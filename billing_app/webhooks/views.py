@@ -1,0 +1,34 @@
+"""Stripe webhooks: signed events that keep the billing email in step with Stripe."""
+
+from __future__ import annotations
+
+import stripe
+from flask import Blueprint, current_app, jsonify, request
+
+from billing_app.billing_email import service as billing_email
+from billing_app.extensions import csrf
+from billing_app.logs import billing_log as log
+from billing_app.stripe_gateway import StripeUnavailable, gateway
+
+bp = Blueprint("webhooks", __name__)
+
+
+@bp.post("/webhooks/stripe")
+@csrf.exempt
+def stripe_event():
+    """Verify a Stripe event's signature and apply it once."""
+    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if not secret:
+        log.error("Stripe webhook refused: STRIPE_WEBHOOK_SECRET is not configured")
+        return jsonify(error="Webhooks are not configured."), 503
+    try:
+        event = stripe.Webhook.construct_event(
+            request.get_data(), request.headers.get("Stripe-Signature"), secret
+        )
+    except (ValueError, stripe.SignatureVerificationError):
+        return jsonify(error="Invalid payload or signature."), 400
+    try:
+        outcome = billing_email.apply_stripe_event(event, gateway())
+    except StripeUnavailable:
+        return jsonify(error="Stripe could not be asked; send the event again."), 503
+    return jsonify(received=True, outcome=outcome)

@@ -1,0 +1,124 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright against the app served on 127.0.0.1
+(`live_server`, from tests/conftest.py).
+
+htmx is loaded from its CDN address with its SRI hash; the browser is answered with the
+same file from the npm package of the pinned version, so Chromium itself checks the hash.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from billing_app import config
+
+HTMX_FILE = Path(__file__).parent / "assets" / f"htmx-{config.HTMX_VERSION}.min.js"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+# Generous waits: the suite shares two cores with the app, the Stripe server and Chromium.
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def _serve_htmx(route) -> None:
+    route.fulfill(
+        status=200,
+        body=HTMX_FILE.read_bytes(),
+        headers={
+            "content-type": "application/javascript; charset=utf-8",
+            "access-control-allow-origin": "*",
+        },
+    )
+
+
+@pytest.fixture
+def context(browser: Browser, live_server) -> Iterator[BrowserContext]:
+    context = browser.new_context(base_url=live_server.url, accept_downloads=True)
+    context.route(config.HTMX_URL, _serve_htmx)
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    page = context.new_page()
+    page.console_messages = []  # type: ignore[attr-defined]
+    page.on("console", lambda message: page.console_messages.append(message))  # type: ignore[attr-defined]
+    return page
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    """Sign in through the login form, as a person would."""
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    # Wait for the page signing in leads to, scripts included, before the test acts on it.
+    with page.expect_navigation(wait_until="load"):
+        page.get_by_role("button", name="Sign in").click()
+
+
+# --- Accessibility checks with the vendored axe-core ---------------------------------------
+
+AXE_VERSION = "4.14.1"
+AXE_FILE = Path(__file__).parent / "assets" / f"axe-core-{AXE_VERSION}.min.js"
+# From the package's own sri-history.json.
+AXE_INTEGRITY = "sha256-KTSJmUUM3yhJqOcLeRL8LahahJ2jnA0NU5T1HUqe2Vw="
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+BLOCKING = ("serious", "critical")
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Serious and critical axe violations on the page as it is now, one line per element."""
+    page.wait_for_load_state("load")
+    assert page.evaluate("typeof window.axe") == "object", "axe-core did not load"
+    assert page.evaluate("window.axe.version") == AXE_VERSION
+    result = page.evaluate(
+        "async (tags) => await window.axe.run(document, "
+        "{runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        AXE_TAGS,
+    )
+    assert result["testEngine"]["version"] == AXE_VERSION
+    assert result["passes"] or result["incomplete"] or result["inapplicable"]
+    return [
+        f"{violation['id']} ({violation['impact']}): {node['target']} — {violation['help']}"
+        for violation in result["violations"]
+        if violation["impact"] in BLOCKING
+        for node in violation["nodes"]
+    ]
+
+
+FOCUSED = """() => {
+  const element = document.activeElement;
+  const style = getComputedStyle(element);
+  return {
+    tag: element.tagName.toLowerCase(),
+    name: (element.getAttribute('aria-label') || element.innerText || element.value || '').trim(),
+    outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
+    shadow: style.boxShadow !== 'none',
+    visible: element.getBoundingClientRect().width > 0 && element.getBoundingClientRect().left >= 0,
+  };
+}"""
