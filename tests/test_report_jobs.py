@@ -337,6 +337,9 @@ def test_while_building_the_page_refreshes_and_the_fragment_polls(app, admin, re
     first = admin.client.get(f"{REPORT}?month=2026-01")
     assert first.status_code == 202
     assert "Waiting for the report to start" in first.text
+    claimed_progress(app, report_queue, 0, 0)
+    reading = admin.client.get(f"{REPORT}?month=2026-01", headers=HTMX)
+    assert "Reading the month's usage" in reading.text
     claimed_progress(app, report_queue, 3, 7)
 
     page = admin.client.get(f"{REPORT}?month=2026-01")
