@@ -140,12 +140,17 @@ def report_worker(env: dict, log_dir: Path):
 
 @contextmanager
 def redis_keys_removed(url: str, prefix: str):
-    """Remove this run's rate-limit counters and cache entries from Redis afterwards."""
+    """Remove this run's rate-limit counters, cache entries and queue from Redis afterwards."""
     try:
         yield
     finally:
         store = redis.Redis.from_url(url)
-        keys = list(store.scan_iter(match=f"*{prefix}*", count=1000))
+        # Huey names the report queue's keys after QUEUE_NAME without its hyphens.
+        keys = [
+            key
+            for pattern in {prefix, prefix.replace("-", "")}
+            for key in store.scan_iter(match=f"*{pattern}*", count=1000)
+        ]
         if keys:
             store.delete(*keys)
         store.close()
