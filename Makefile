@@ -22,7 +22,7 @@ $(VENV)/.test: $(VENV)/.dev
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	touch $@
 
-## run: migrate, import the demo data, start the local Stripe server (with demo invoices) and the app
+## run: migrate, import the demo data, start the local Stripe server (with demo invoices), the report worker and the app
 run: $(VENV)/.dev
 	$(FLASK) db upgrade
 	$(FLASK) usage import $(DEMO_FILE)
@@ -32,7 +32,9 @@ run: $(VENV)/.dev
 	export STRIPE_WEBHOOK_SECRET="$${STRIPE_WEBHOOK_SECRET:-whsec_local_development}"; \
 	$(BIN)/python -m dev.stripe_local --host 127.0.0.1 --port $(STRIPE_PORT) & \
 	STRIPE_PID=$$!; \
-	trap 'kill $$STRIPE_PID 2>/dev/null' EXIT INT TERM; \
+	$(FLASK) reports worker & \
+	WORKER_PID=$$!; \
+	trap 'kill $$STRIPE_PID $$WORKER_PID 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m dev.stripe_local --wait http://127.0.0.1:$(STRIPE_PORT) \
 	  --webhook http://$(HOST):$(PORT)/webhooks/stripe --webhook-event customer.updated; \
 	$(FLASK) billing link-stripe northwind-msp; \

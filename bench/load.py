@@ -8,13 +8,20 @@ settings module, signs every simulated member in, then for `--seconds`:
 - `--members` members (default 50) each load the Usage page for a month and switch months the
   way htmx does (GET /settings/usage?month=YYYY-MM, then GET /settings/usage/summary?month=...
   with `HX-Request: true`), with no pause between requests;
+  each member also fetches a static file (GET /static/css/app.css) from the same server
+  after each switch, the baseline the page is compared with;
 - `--downloaders` members (default 5) download the itemized report of a month
-  (GET /settings/usage/report?month=YYYY-MM), one after another.
+  (GET /settings/usage/report?month=YYYY-MM, asked again every second while it answers 202,
+  as the progress page does), then download it once more at once, one month after another.
+  The reports are built by one report worker (`flask reports worker`) on a Redis queue.
 
 Then stops by itself and prints: the number of requests and whether every one succeeded (the
-zero-error check; the exit status is 1 otherwise), p50/p95/max latency of the page and summary
-requests, and the report download times and sizes. The schema is dropped afterwards unless
-`--keep` is given; `--schema NAME` reuses a kept one (skipping the import).
+zero-error check; the exit status is 1 otherwise), p50/p95/max latency and HTML size of the
+page and summary requests and of the static file, the ratio page p95 / static p95, the
+report download times (first downloads that waited for a build, first downloads of a kept
+report, repeat downloads; the ratio repeat / first) and the longest single report request.
+The schema is dropped afterwards unless `--keep` is given; `--schema NAME` reuses a kept one
+(skipping the import).
 
     python bench/load.py [--seconds 120] [--members 50] [--downloaders 5]
                          [--tenants 1000] [--identities-per-tenant 100]
@@ -72,14 +79,17 @@ PARTS = ("pages", "summary", "reports")
 class Results:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     sizes: list[int] = field(default_factory=list)
+    html_sizes: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, kind: str, seconds: float, size: int | None = None) -> None:
         with self.lock:
             self.latencies[kind].append(seconds)
-            if size is not None:
+            if size is not None and kind.startswith("report"):
                 self.sizes.append(size)
+            elif size is not None:
+                self.html_sizes[kind].append(size)
 
     def error(self, message: str) -> None:
         with self.lock:
@@ -107,13 +117,40 @@ def schema(base_url: str, name: str | None, keep: bool):
 
 
 @contextmanager
+def report_worker(env: dict, log_dir: Path):
+    """The report worker beside gunicorn, on the same settings."""
+    with (log_dir / "worker.log").open("w") as log:
+        process = subprocess.Popen(
+            [BIN / "flask", "--app", "wsgi", "reports", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
 def redis_keys_removed(url: str, prefix: str):
-    """Remove this run's rate-limit counters and cache entries from Redis afterwards."""
+    """Remove this run's rate-limit counters, cache entries and queue from Redis afterwards."""
     try:
         yield
     finally:
         store = redis.Redis.from_url(url)
-        keys = list(store.scan_iter(match=f"*{prefix}*", count=1000))
+        # Huey names the report queue's keys after QUEUE_NAME without its hyphens.
+        keys = [
+            key
+            for pattern in {prefix, prefix.replace("-", "")}
+            for key in store.scan_iter(match=f"*{pattern}*", count=1000)
+        ]
         if keys:
             store.delete(*keys)
         store.close()
@@ -207,7 +244,7 @@ def timed_get(session, results: Results, kind: str, url: str, **kwargs) -> None:
     if response.status_code != 200:
         results.error(f"{kind} {url}: HTTP {response.status_code}")
         return
-    results.record(kind, elapsed, size if kind == "report" else None)
+    results.record(kind, elapsed, size)
 
 
 def browse(base, session, months, parts, stop, results, rng) -> None:
@@ -224,12 +261,47 @@ def browse(base, session, months, parts, stop, results, rng) -> None:
                 f"{base}/settings/usage/summary?month={month}",
                 headers={"HX-Request": "true"},
             )
+        if not stop.is_set():
+            timed_get(session, results, "static", f"{base}/static/css/app.css")
+
+
+def fetch_report(session, results: Results, url: str) -> tuple[float, bool] | None:
+    """The report at `url`, asked for again every second while it answers 202: seconds to
+    the file and whether it had to wait for a build (None on an error)."""
+    started = time.perf_counter()
+    waited = False
+    while True:
+        asked = time.perf_counter()
+        try:
+            response = session.get(url, timeout=300)
+            size = len(response.content)
+        except requests.RequestException as error:
+            results.error(f"report {url}: {error!r}")
+            return None
+        results.record("report-request", time.perf_counter() - asked)
+        if response.status_code == 200:
+            with results.lock:
+                results.sizes.append(size)
+            return time.perf_counter() - started, waited
+        if response.status_code != 202:
+            results.error(f"report {url}: HTTP {response.status_code}")
+            return None
+        waited = True
+        time.sleep(1.0)
 
 
 def download(base, session, months, stop, results, rng) -> None:
+    """A member downloading a month's report, then the same report again."""
     while not stop.is_set():
-        month = rng.choice(months)
-        timed_get(session, results, "report", f"{base}/settings/usage/report?month={month}")
+        url = f"{base}/settings/usage/report?month={rng.choice(months)}"
+        first = fetch_report(session, results, url)
+        if first is None:
+            continue
+        seconds, waited = first
+        results.record("report-built" if waited else "report-kept", seconds)
+        again = fetch_report(session, results, url)
+        if again is not None:
+            results.record("report-repeat", again[0])
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -244,21 +316,37 @@ def report(results: Results, seconds: float) -> bool:
     print(f"zero-error check: {'OK' if ok else 'FAILED'} ({len(results.errors)} errors)")
     for message in results.errors[:10]:
         print(f"  {message}")
-    for kind in ("page", "summary"):
+    for kind in ("page", "summary", "static"):
         values = results.latencies.get(kind)
         if values:
+            sizes = results.html_sizes.get(kind) or [0]
             print(
                 f"{kind:8} n={len(values):6}  p50={percentile(values, 0.5) * 1000:7.1f} ms  "
                 f"p95={percentile(values, 0.95) * 1000:7.1f} ms  "
-                f"max={max(values) * 1000:7.1f} ms"
+                f"max={max(values) * 1000:7.1f} ms  size max={max(sizes) / 1000:.0f} KB"
             )
-    reports = results.latencies.get("report")
-    if reports:
-        print(
-            f"report   n={len(reports):6}  p50={statistics.median(reports):7.2f} s   "
-            f"max={max(reports):7.2f} s   min={min(reports):7.2f} s   "
-            f"size p50={statistics.median(results.sizes) / 1e6:.1f} MB"
-        )
+    pages, static = results.latencies.get("page"), results.latencies.get("static")
+    if pages and static:
+        ratio = percentile(pages, 0.95) / percentile(static, 0.95)
+        print(f"ratio page p95 / static p95: {ratio:.2f} (target <= 5)")
+    for kind, label in (
+        ("report-built", "first download, waited for a build"),
+        ("report-kept", "first download of a kept report"),
+        ("report-repeat", "repeat download"),
+        ("report-request", "single report request"),
+    ):
+        values = results.latencies.get(kind)
+        if values:
+            print(
+                f"{kind:14} n={len(values):5}  p50={statistics.median(values):7.2f} s   "
+                f"max={max(values):7.2f} s   ({label})"
+            )
+    built, repeat = results.latencies.get("report-built"), results.latencies.get("report-repeat")
+    if built and repeat:
+        ratio = statistics.median(repeat) / statistics.median(built)
+        print(f"ratio repeat / first download (medians): {ratio:.4f}")
+    if results.sizes:
+        print(f"report size p50={statistics.median(results.sizes) / 1e6:.1f} MB")
     return ok
 
 
@@ -308,6 +396,8 @@ def main() -> int:
             # This run's own prefix: another run's schema has organisations with the same ids.
             "CACHE_URL": args.redis if args.cache_url is None else args.cache_url,
             "CACHE_KEY_PREFIX": f"{prefix}:cache:",
+            "QUEUE_URL": args.redis,
+            "QUEUE_NAME": prefix,
             "LOG_LEVEL": "WARNING",
         }
         if args.workers:
@@ -318,7 +408,13 @@ def main() -> int:
         if created:
             build(database_url, env, args.tenants, args.identities_per_tenant, people)
         months = [str(month) for month in available_months(today_utc())]
-        with tempfile.TemporaryDirectory() as log_dir, gunicorn(env, Path(log_dir)) as base:
+        log_dir = tempfile.TemporaryDirectory()
+        env |= {"REPORT_DIR": f"{log_dir.name}/reports", "REPORT_TMPDIR": log_dir.name}
+        with (
+            log_dir,
+            gunicorn(env, Path(log_dir.name)) as base,
+            report_worker(env, Path(log_dir.name)),
+        ):
             accounts = emails(people)
             sessions = [sign_in(base, email) for email in accounts]
             print(f"{len(sessions)} members signed in; running for {args.seconds:.0f} s")

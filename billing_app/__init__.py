@@ -78,8 +78,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
 
     from . import cli
+    from .reports import jobs
 
     cli.init_app(app)
+    jobs.init_app(app)
     register_template_globals(app)
     return app
 

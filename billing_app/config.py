@@ -107,6 +107,22 @@ def _hosts(production: bool) -> dict:
     return {"SERVER_NAME": server_name, "TRUSTED_HOSTS": trusted or None}
 
 
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _queue(url: str, instance_path: Path) -> dict:
+    """The report-building queue of `QUEUE_URL`: unset, an SQLite file in the instance folder
+    (`sqlite:///PATH` another file); a Redis URL, Redis."""
+    if not url:
+        url = f"sqlite:///{instance_path / 'report-queue.sqlite3'}"
+    elif not url.startswith((*QUEUE_SCHEMES, "sqlite:///")):
+        raise ConfigError(
+            "QUEUE_URL must be a Redis URL (redis://, rediss:// or unix://), sqlite:///PATH, "
+            "or unset for a queue file in the instance folder."
+        )
+    return {"QUEUE_URL": url, "QUEUE_NAME": os.environ.get("QUEUE_NAME", "petra-reports")}
+
+
 def from_environment(instance_path: Path) -> dict:
     """Build the app's configuration from environment variables."""
     env = os.environ.get("PETRA_ENV", "development")
@@ -142,6 +158,10 @@ def from_environment(instance_path: Path) -> dict:
         **_cache(os.environ.get("CACHE_URL", "").strip()),
         **_hosts(production),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
+        **_queue(os.environ.get("QUEUE_URL", "").strip(), instance_path),
+        "REPORT_DIR": os.environ.get("REPORT_DIR") or str(instance_path / "reports"),
+        "REPORT_TMPDIR": os.environ.get("REPORT_TMPDIR") or None,
+        "REPORT_WAIT": float(os.environ.get("REPORT_WAIT", "3")),
         "TRUSTED_PROXIES": _count("TRUSTED_PROXIES"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SESSION_COOKIE_SECURE": production,

@@ -95,9 +95,13 @@ def _test_config(database_url: str, stripe_server: LocalStripe) -> dict:
 
 
 @pytest.fixture
-def app(_schema: str, stripe_server: LocalStripe):
-    """The app on a clean database, talking to the local Stripe server."""
-    app = create_app(_test_config(_schema, stripe_server))
+def app(_schema: str, stripe_server: LocalStripe, tmp_path_factory):
+    """The app on a clean database, talking to the local Stripe server, with a report queue
+    and kept reports of its own."""
+    from tests.report_worker import report_config
+
+    config = _test_config(_schema, stripe_server)
+    app = create_app(config | report_config(tmp_path_factory.mktemp("reports")))
     with app.app_context():
         _empty_tables()
     stripe_server.clear_faults()
@@ -213,3 +217,6 @@ def live_server(app) -> Iterator[LiveServer]:
     server = LiveServer(app).start()
     yield server
     server.stop()
+
+
+pytest_plugins = ["tests.report_worker"]

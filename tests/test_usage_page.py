@@ -24,6 +24,7 @@ from billing_app.reports.writer import sheet_names
 from billing_app.usage.views import format_money
 from tests.factories import ALWAYS, add_tenant, make_organisation
 from tests.pages import badges, parse, rows, summary_region
+from tests.report_worker import download
 
 PAGE = "/settings/usage"
 SUMMARY = "/settings/usage/summary"
@@ -394,11 +395,10 @@ def test_members_who_may_download_see_the_download_link(auth, tenants, role):
 # --- The report ------------------------------------------------------------------------------
 
 
-def test_report_is_the_xlsx_of_the_month(app, auth, tenants, today, tmp_path, billing_log):
-    app.config["REPORT_TMPDIR"] = str(tmp_path)
+def test_report_is_the_xlsx_of_the_month(app, auth, tenants, today, report_worker, billing_log):
     usage = usage_of(app, JANUARY, today)
     auth.as_role("billing")
-    response = auth.client.get(f"{REPORT}?month=2026-01")
+    response = download(auth.client, f"{REPORT}?month=2026-01")
     body = response.get_data()
     response.close()
 
@@ -416,7 +416,7 @@ def test_report_is_the_xlsx_of_the_month(app, auth, tenants, today, tmp_path, bi
     assert Decimal(str(total[3])) == usage.cost
     assert total[1] == usage.billable_users
     assert workbook.sheetnames == ["Summary", *sheet_names(t.name for t in usage.tenants)]
-    assert list(tmp_path.iterdir()) == []
+    assert list(report_worker.tmpdir.iterdir()) == []
 
     [line] = billing_log.lines
     assert line["message"].startswith("usage report downloaded")
@@ -424,11 +424,12 @@ def test_report_is_the_xlsx_of_the_month(app, auth, tenants, today, tmp_path, bi
     assert isinstance(line["member_id"], int)
 
 
-def test_report_of_the_current_month_counts_to_date(app, auth, tenants, today, current, tmp_path):
-    app.config["REPORT_TMPDIR"] = str(tmp_path)
+def test_report_of_the_current_month_counts_to_date(
+    app, auth, tenants, today, current, report_worker
+):
     usage = usage_of(app, current, today)
     auth.as_role("admin")
-    response = auth.client.get(REPORT, query_string={"month": str(current)})
+    response = download(auth.client, REPORT, query_string={"month": str(current)})
     body = response.get_data()
     response.close()
     assert response.headers["Content-Disposition"].endswith(f"usage-northwind-msp-{current}.xlsx")
@@ -437,28 +438,28 @@ def test_report_of_the_current_month_counts_to_date(app, auth, tenants, today, c
     assert "month to date" in summary["B4"].value
     [total] = [row for row in summary.iter_rows(values_only=True) if row[0] == "Total"]
     assert Decimal(str(total[3])) == usage.cost
-    assert list(tmp_path.iterdir()) == []
+    assert list(report_worker.tmpdir.iterdir()) == []
 
 
-def test_report_of_an_empty_organisation_is_still_a_workbook(app, auth, organisation, tmp_path):
-    app.config["REPORT_TMPDIR"] = str(tmp_path)
+def test_report_of_an_empty_organisation_is_still_a_workbook(
+    app, auth, organisation, report_worker
+):
     auth.as_role("admin")
-    response = auth.client.get(f"{REPORT}?month=2026-01")
+    response = download(auth.client, f"{REPORT}?month=2026-01")
     body = response.get_data()
     response.close()
     assert response.status_code == 200
     summary = openpyxl.load_workbook(io.BytesIO(body), data_only=True)["Summary"]
     assert summary["A9"].value == "No tenants were onboarded in January 2026."
-    assert list(tmp_path.iterdir()) == []
+    assert list(report_worker.tmpdir.iterdir()) == []
 
 
-def test_report_is_of_the_members_own_organisation(app, auth, tenants, tmp_path):
-    app.config["REPORT_TMPDIR"] = str(tmp_path)
+def test_report_is_of_the_members_own_organisation(app, auth, tenants, report_worker):
     with app.app_context():
         other = make_organisation("other-msp")
         add_tenant(other, "Other Tenant", users=(("Someone", ALWAYS),))
     auth.as_role("admin", slug="other-msp")
-    response = auth.client.get(f"{REPORT}?month=2026-01")
+    response = download(auth.client, f"{REPORT}?month=2026-01")
     body = response.get_data()
     response.close()
     assert response.headers["Content-Disposition"].endswith("usage-other-msp-2026-01.xlsx")

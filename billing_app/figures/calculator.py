@@ -304,7 +304,7 @@ def load(
     organisation_id: int,
     months: Sequence[Month],
     today: dt.date,
-    tenant_id: int | None = None,
+    tenant_id: queries.Tenants = None,
     details: bool = True,
 ) -> Loaded:
     """The organisation's data touching `months` (ascending): three or four queries; without
@@ -327,7 +327,7 @@ def lines(
     organisation: Organisation,
     months: Sequence[Month],
     today: dt.date,
-    tenant_id: int | None = None,
+    tenant_id: queries.Tenants = None,
 ) -> Iterator[UserLine]:
     """The organisation's (or one tenant's) per-user lines of `months`, streamed."""
     data = load(organisation.id, months, today, tenant_id)
@@ -394,11 +394,12 @@ def _month_fields(
 
 
 def month_usage(
-    organisation: Organisation, month: Month, today: dt.date, tenant_id: int | None = None
+    organisation: Organisation, month: Month, today: dt.date, tenant_id: queries.Tenants = None
 ) -> MonthUsage:
     """The organisation's billable users, units and costs in `month`, counted on `today`
     (in the current month, days after today are not counted yet), with every user's line;
-    with `tenant_id`, of that tenant only. Four queries."""
+    with `tenant_id`, of that tenant only (or of those tenants, given a collection of ids:
+    a large month can be read a few tenants at a time). Four queries."""
     data = load(organisation.id, [month], today, tenant_id)
     unit_price, currency = price_for(data.prices, month)
     lines_of: dict[int, list[UserLine]] = {t.id: [] for t in data.tenants}

@@ -9,7 +9,7 @@ billing rule beyond leaving out rows that cannot touch the window.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -56,15 +56,21 @@ def _tenant_in(start: dt.date, end: dt.date) -> ColumnElement[bool]:
     )
 
 
-def _of(organisation_id: int, tenant_id: int | None) -> tuple[ColumnElement[bool], ...]:
-    """The organisation's tenants, or only one of them."""
+Tenants = int | Collection[int] | None
+"""All of an organisation's tenants (None), one (its id), or some (their ids)."""
+
+
+def _of(organisation_id: int, tenant_id: Tenants) -> tuple[ColumnElement[bool], ...]:
+    """The organisation's tenants, only one of them, or only some."""
     if tenant_id is None:
         return (Tenant.organisation_id == organisation_id,)
-    return (Tenant.organisation_id == organisation_id, Tenant.id == tenant_id)
+    if isinstance(tenant_id, int):
+        return (Tenant.organisation_id == organisation_id, Tenant.id == tenant_id)
+    return (Tenant.organisation_id == organisation_id, Tenant.id.in_(list(tenant_id)))
 
 
 def tenants(
-    organisation_id: int, start: dt.date, end: dt.date, tenant_id: int | None = None
+    organisation_id: int, start: dt.date, end: dt.date, tenant_id: Tenants = None
 ) -> list[TenantRow]:
     """Tenants onboarded at some point in [start, end), with their pauses there: two
     queries."""
@@ -103,7 +109,7 @@ def identities(
     start: dt.date,
     end: dt.date,
     counted_end: dt.date,
-    tenant_id: int | None = None,
+    tenant_id: Tenants = None,
     details: bool = True,
 ) -> Iterator[IdentityRow]:
     """The identities of tenants onboarded at some point in [start, end), each with its

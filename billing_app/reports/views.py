@@ -1,24 +1,19 @@
-"""The itemized report of a month, as an .xlsx download."""
+"""The itemized report of a month: the .xlsx download once built, its progress while the
+report worker builds it (see `jobs`)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import tempfile
-from typing import BinaryIO
-
-from flask import current_app, request, send_file
+from flask import redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from billing_app.access import requires
+from billing_app.access import is_htmx, requires
 from billing_app.errors import render_error
-from billing_app.figures.calculator import MonthUsage, month_usage
 from billing_app.figures.months import Month, MonthNotAvailable, parse_requested_month, today_utc
-from billing_app.figures.proration import NoPriceError
 from billing_app.logs import billing_log as log
 from billing_app.models import Organisation
 from billing_app.permissions import Action
-from billing_app.reports.writer import report_filename, write_report
+from billing_app.reports.jobs import ReportStatus, has_price, request_report
+from billing_app.reports.writer import report_filename
 from billing_app.usage.service import no_price
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -26,18 +21,31 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 @requires(Action.DOWNLOAD_REPORT)
 def report():
-    """The itemized report of the month asked for, as an .xlsx attachment."""
+    """The month's itemized report as an .xlsx attachment once built; 202 with its progress
+    while it is being built (htmx: the Download control, else a page that refreshes)."""
     organisation = current_user.organisation
     today = today_utc()
     try:
         month = parse_requested_month(request.args.get("month"), today)
-        usage = month_usage(organisation, month, today)
     except MonthNotAvailable as bad:
         return render_error(400, str(bad), title="No report for that month")
-    except NoPriceError:
+    if not has_price(organisation, month):
         return render_error(409, no_price(month), title="No price for that month")
+    retry = request.args.get("retry") == "1"
+    status = request_report(organisation, month, today, retry=retry)
+    htmx = is_htmx()
+    if retry and not htmx:
+        # The progress page refreshes itself: from the address that does not ask to retry.
+        return redirect(url_for("usage.report", month=str(month)), 303)
+    if status.ready and not htmx:
+        return report_file(status, organisation, month)
+    return report_progress(status, month, htmx)
+
+
+def report_file(status: ReportStatus, organisation: Organisation, month: Month):
+    """The kept report, sent as an attachment."""
     response = send_file(
-        written_report(usage, organisation),
+        status.file,
         mimetype=XLSX,
         as_attachment=True,
         download_name=report_filename(organisation, month),
@@ -48,17 +56,15 @@ def report():
     return response
 
 
-def written_report(usage: MonthUsage, organisation: Organisation) -> BinaryIO:
-    """The report written to a temporary file in `REPORT_TMPDIR` and opened for reading. The
-    file is unlinked at once: it goes away when the response closes it."""
-    tmpdir = current_app.config.get("REPORT_TMPDIR") or tempfile.gettempdir()
-    descriptor, path = tempfile.mkstemp(prefix="usage-", suffix=".xlsx", dir=tmpdir)
-    os.close(descriptor)
-    try:
-        write_report(usage, organisation, dt.datetime.now(dt.UTC), path, tmpdir=tmpdir)
-        return open(path, "rb")
-    finally:
-        os.unlink(path)
+def report_progress(status: ReportStatus, month: Month, htmx: bool):
+    """Where the report stands: for htmx the Download control (which, once the report is
+    ready, starts the download), else the page that refreshes until it arrives."""
+    if status.file is not None:
+        status.file.close()
+    code = {"ready": 200, "failed": 500}.get(status.state, 202)
+    context = {"status": status, "report_month": month}
+    template = "_report_download.html" if htmx else "report_progress.html"
+    return render_template(template, **context), code
 
 
 def log_download(organisation: Organisation, month: Month) -> None:

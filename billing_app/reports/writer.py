@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,7 +21,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
-from billing_app.figures.calculator import MonthUsage, TenantUsage
+from billing_app.figures.calculator import MonthTotals, MonthUsage, TenantUsage
 from billing_app.figures.months import Month
 
 CELL_TEXT_LIMIT = 32_767
@@ -322,15 +322,22 @@ def _excel_naive_utc(moment: dt.datetime) -> dt.datetime:
 
 
 def write_report(
-    usage: MonthUsage,
+    usage: MonthUsage | MonthTotals,
     organisation: NamedOrganisation,
     generated_at: dt.datetime,
     target: str | os.PathLike[str],
     *,
     tmpdir: str | None = None,
+    tenants: Iterable[TenantUsage] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Write the itemized report of `usage` to the file `target`. The same data and
-    `generated_at` give the same bytes."""
+    `generated_at` give the same bytes.
+
+    The tenant sheets come from `usage.tenants`, or from `tenants` (the same tenants in the
+    same order, with their users) when `usage` holds only the totals: read a few at a time,
+    a month of a million users never has to be in memory at once. `progress(written,
+    total)` is called after each sheet."""
     generated = _excel_naive_utc(generated_at)
     options = {
         "constant_memory": True,
@@ -352,13 +359,19 @@ def write_report(
         )
         formats = _Formats(workbook, usage.currency)
         names = sheet_names(tenant.name for tenant in usage.tenants)
+        total = 1 + len(names)
         summary = workbook.add_worksheet(SUMMARY_SHEET)
         _write_summary(summary, formats, usage, organisation, generated, names)
         _finish(summary)
-        for tenant, name in zip(usage.tenants, names, strict=True):
+        if progress is not None:
+            progress(1, total)
+        sheets = usage.tenants if tenants is None else tenants
+        for written, (tenant, name) in enumerate(zip(sheets, names, strict=True), start=2):
             sheet = workbook.add_worksheet(name)
             _write_tenant(sheet, formats, usage, tenant)
             _finish(sheet)
+            if progress is not None:
+                progress(written, total)
 
 
 def _finish(sheet: Worksheet) -> None:
@@ -383,7 +396,7 @@ def _write_labelled(sheet: Worksheet, f: _Formats, first_row: int, *rows: tuple[
 def _write_summary(
     sheet: Worksheet,
     f: _Formats,
-    usage: MonthUsage,
+    usage: MonthUsage | MonthTotals,
     organisation: NamedOrganisation,
     generated: dt.datetime,
     names: Sequence[str],
@@ -485,7 +498,9 @@ def _date_serials(month: Month) -> dict[dt.date, int]:
     }
 
 
-def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthUsage, tenant: TenantUsage) -> None:
+def _write_tenant(
+    sheet: Worksheet, f: _Formats, usage: MonthUsage | MonthTotals, tenant: TenantUsage
+) -> None:
     lines = tenant.lines
     currency = usage.currency
     name_column = _text_column((line.display_name for line in lines), 20)

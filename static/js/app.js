@@ -24,3 +24,12 @@ document.addEventListener("htmx:afterSettle", () => {
     field.select();
   }
 });
+
+/* A report that htmx found ready is fetched as a plain download (htmx cannot save files). */
+document.addEventListener("htmx:afterSettle", () => {
+  const link = document.querySelector("a[data-start-download]");
+  if (link) {
+    link.removeAttribute("data-start-download");
+    window.location.assign(link.href);
+  }
+});

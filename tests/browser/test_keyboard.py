@@ -82,7 +82,7 @@ def test_edit_error_cancel_and_save_by_keyboard(admin_page, stripe_client, organ
     assert customer.email == new_address
 
 
-def test_month_change_and_download_by_keyboard(admin_page):
+def test_month_change_and_download_by_keyboard(admin_page, report_worker):
     page = admin_page
     tab_to(page, selector="#month-picker")
     expect(page.locator("#month-picker")).to_be_focused()

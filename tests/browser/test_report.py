@@ -31,10 +31,8 @@ def northwind(app, organisation) -> Organisation:
 
 
 def test_choosing_a_month_updates_the_summary_and_the_download(
-    app, page, northwind, live_server, tmp_path
+    app, page, northwind, live_server, tmp_path, report_worker
 ):
-    app.config["REPORT_TMPDIR"] = str(tmp_path / "reports")
-    (tmp_path / "reports").mkdir()
     current = Month.of(today_utc())
     sign_in(page, "full_member@northwind-msp.example", PASSWORD)
     expect(page).to_have_url(f"{live_server.url}/settings/usage")
@@ -65,7 +63,7 @@ def test_choosing_a_month_updates_the_summary_and_the_download(
     assert summary["B3"].value == "January 2026"
     [total_row] = [row for row in summary.iter_rows(values_only=True) if row[0] == "Total"]
     assert f"${total_row[3]:,.2f}" == total.inner_text()
-    assert list((tmp_path / "reports").iterdir()) == []
+    assert list(report_worker.tmpdir.iterdir()) == []
 
     page.reload()
     expect(heading).to_have_text("January 2026")

@@ -1,0 +1,167 @@
+"""Kept reports: each built report is a file under `REPORT_DIR`, named by what its figures
+depend on, so that the same request for unchanged data is a file send.
+
+    REPORT_DIR/<organisation id>/<YYYY-MM>.r<usage revision>.xlsx               a closed month
+    REPORT_DIR/<organisation id>/<YYYY-MM>.r<usage revision>.<YYYY-MM-DD>.xlsx  month to date
+
+The usage revision grows with every import that changes usage, so a kept file is never
+stale for its name; a file of an older revision, or of an earlier day of the current month,
+is never asked for again and is removed. A file is written under a temporary name in the
+same folder and renamed into place once complete, so a reader never sees half a workbook.
+Nothing else is kept in `REPORT_DIR`: `sweep` removes whatever does not belong there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from billing_app.figures.months import Month
+
+_KEPT = re.compile(r"(\d{4}-\d{2})\.r(\d+)(?:\.(\d{4}-\d{2}-\d{2}))?\.xlsx")
+_PARTIAL_PREFIX = ".partial-"
+PARTIAL_MAX_AGE = 6 * 60 * 60
+"""Seconds after which a file still being written is taken for one a stopped worker left."""
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class ReportKey:
+    """What a month's report depends on: the organisation, its usage revision, the month,
+    and for the month to date the day it is counted on."""
+
+    organisation_id: int
+    revision: int
+    month: str
+    """The month, `YYYY-MM`."""
+    day: str | None = None
+    """`YYYY-MM-DD` for the current month (month to date); None for a closed month."""
+
+    @classmethod
+    def of(cls, organisation_id: int, revision: int, month: Month, today: dt.date) -> ReportKey:
+        day = None if today >= month.end else today.isoformat()
+        return cls(organisation_id, revision, str(month), day)
+
+    @property
+    def filename(self) -> str:
+        day = f".{self.day}" if self.day else ""
+        return f"{self.month}.r{self.revision}{day}.xlsx"
+
+    @property
+    def token(self) -> str:
+        """The key as one string, for the queue's records."""
+        return f"{self.organisation_id}:{self.revision}:{self.month}:{self.day or 'closed'}"
+
+    @property
+    def today(self) -> dt.date:
+        """The day the report is counted on: its day, or for a closed month the day after."""
+        if self.day:
+            return dt.date.fromisoformat(self.day)
+        return Month.parse(self.month).end
+
+
+def _parse(name: str, organisation_id: int) -> ReportKey | None:
+    match = _KEPT.fullmatch(name)
+    if match is None:
+        return None
+    month, revision, day = match.groups()
+    return ReportKey(organisation_id, int(revision), month, day)
+
+
+class ReportStore:
+    """The kept reports in one folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, key: ReportKey) -> Path:
+        return self.root / str(key.organisation_id) / key.filename
+
+    def open(self, key: ReportKey) -> BinaryIO | None:
+        """The kept report of `key`, opened for reading; None when there is none."""
+        try:
+            return open(self.path(key), "rb")
+        except FileNotFoundError:
+            return None
+
+    def has(self, key: ReportKey) -> bool:
+        return self.path(key).is_file()
+
+    def write(self, key: ReportKey, writer: Callable[[Path], None]) -> Path:
+        """Keep the report `writer(path)` writes, then remove the organisation's reports that
+        can no longer be asked for (`remove_stale`)."""
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f"{_PARTIAL_PREFIX}{secrets.token_hex(6)}-{key.filename}")
+        try:
+            writer(partial)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+        self.remove_stale(key)
+        return final
+
+    def discard(self, key: ReportKey) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def remove_stale(self, key: ReportKey) -> list[Path]:
+        """Remove the organisation's reports of older revisions, and the other reports of the
+        same month (of an earlier day, or kept before the month closed)."""
+        removed = []
+        folder = self.root / str(key.organisation_id)
+        for path in folder.glob("*.xlsx"):
+            other = _parse(path.name, key.organisation_id)
+            if other is None or other == key:
+                continue
+            if other.revision < key.revision or other.month == key.month:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    def sweep(self, revisions: Mapping[int, int], today: dt.date) -> list[Path]:
+        """Remove every file that no request can be answered with any more: reports of
+        organisations not in `revisions` (organisation id -> current usage revision) or of
+        another revision, month-to-date reports of another day than `today`, files being
+        written for longer than `PARTIAL_MAX_AGE`, and anything else in the folder."""
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for folder in self.root.iterdir():
+            organisation_id = int(folder.name) if folder.name.isdigit() else None
+            if not folder.is_dir() or organisation_id not in revisions:
+                removed.extend(_remove_tree(folder))
+                continue
+            for path in folder.iterdir():
+                if path.is_file() and self._keep(path, organisation_id, revisions, today, now):
+                    continue
+                removed.extend(_remove_tree(path))
+        return removed
+
+    @staticmethod
+    def _keep(
+        path: Path, organisation_id: int, revisions: Mapping[int, int], today: dt.date, now: float
+    ) -> bool:
+        if path.name.startswith(_PARTIAL_PREFIX):
+            return now - path.stat().st_mtime <= PARTIAL_MAX_AGE
+        key = _parse(path.name, organisation_id)
+        if key is None or key.revision != revisions[organisation_id]:
+            return False
+        return key.day is None or key.day == today.isoformat()
+
+
+def _remove_tree(path: Path) -> list[Path]:
+    if path.is_dir() and not path.is_symlink():
+        removed = []
+        for child in path.iterdir():
+            removed.extend(_remove_tree(child))
+        path.rmdir()
+        return [*removed, path]
+    path.unlink(missing_ok=True)
+    return [path]
