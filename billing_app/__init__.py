@@ -60,11 +60,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .auth import views as auth
     from .billing_email import views as billing_email
     from .portal import views as portal
+    from .tenants import views as tenants
     from .usage import views as usage
     from .webhooks import views as webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(tenants.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(billing_email.bp)

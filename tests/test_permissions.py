@@ -34,6 +34,9 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/settings/usage/report"): {
         "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
     },
+    ("GET", "/settings/usage/tenants/<tenant_id>"): {
+        "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
+    },
 }  # fmt: skip
 
 
