@@ -236,9 +236,7 @@ def build_table(
         if query.search and not matches(query.search, tenant, ms_id):
             continue
         users, cost = (None, None) if before is None else before.get(tenant.tenant_id, (0, 0))
-        rows.append(
-            TenantRow(tenant, ms_id, users, None if cost is None else Decimal(cost))
-        )
+        rows.append(TenantRow(tenant, ms_id, users, None if cost is None else Decimal(cost)))
     pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
     if query.page > pages:
         raise BadTableQuery(
@@ -295,9 +293,7 @@ def tenant_table(
         return refused_table(totals, bad), 400
 
 
-def previous_totals(
-    organisation: Organisation, month: Month, today: dt.date
-) -> MonthTotals | None:
+def previous_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
     """The cached totals of the month before `month`; None for January 2026, or when that
     month has no price."""
     if month <= FIRST_MONTH:
