@@ -258,7 +258,9 @@ def build_table(
     )
 
 
-def refused_table(totals: MonthTotals, problem: BadTableQuery) -> TenantTable:
+def refused_table(
+    totals: MonthTotals, previous: MonthTotals | None, problem: BadTableQuery
+) -> TenantTable:
     """The table in place of a bad query: no rows, the reason, and still the totals."""
     return TenantTable(
         query=TableQuery(),
@@ -267,7 +269,7 @@ def refused_table(totals: MonthTotals, problem: BadTableQuery) -> TenantTable:
         total_tenants=len(totals.tenants),
         pages=1,
         totals=totals,
-        previous=None,
+        previous=previous,
         problem=str(problem),
         last_page=problem.last_page,
     )
@@ -281,16 +283,13 @@ def tenant_table(
 ) -> tuple[TenantTable, int]:
     """The table the GET parameters `args` ask for over the month's cached totals, and the
     status to answer with (400 for a bad search, sort or page)."""
+    previous = previous_totals(organisation, totals.month, today)
     try:
         query = read_query(args)
-        return build_table(
-            totals,
-            previous_totals(organisation, totals.month, today),
-            microsoft_tenant_ids(organisation),
-            query,
-        ), 200
+        table = build_table(totals, previous, microsoft_tenant_ids(organisation), query)
     except BadTableQuery as bad:
-        return refused_table(totals, bad), 400
+        return refused_table(totals, previous, bad), 400
+    return table, 200
 
 
 def previous_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
