@@ -12,13 +12,15 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from billing_app import config
 from billing_app.extensions import db
 from billing_app.figures.calculator import month_totals
 from billing_app.figures.months import Month, today_utc
 from billing_app.importer import import_file
 from billing_app.models import Organisation
 from dev.sample_data import organisation_data
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import AXE_FILE, axe_violations, sign_in
+from tests.browser.conftest import _serve_htmx as serve_htmx
 
 pytestmark = pytest.mark.browser
 
@@ -175,5 +177,23 @@ def test_at_360_px_only_the_table_scrolls_sideways(browser, live_server, tenants
         # The wide table scrolls inside its own box, which the keyboard can reach.
         assert box.evaluate("b => b.scrollWidth > b.clientWidth")
         assert box.get_attribute("tabindex") == "0"
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_state_of_the_table_is_axe_clean(browser, live_server, tenants, width):
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": width, "height": 844}
+    )
+    context.route(config.HTMX_URL, serve_htmx)
+    page = context.new_page()
+    page.add_init_script(AXE_FILE.read_text(encoding="utf-8"))
+    try:
+        sign_in_admin(page)
+        for query in ["", "?q=contoso", "?q=nothing-like-it", "?sort=-cost", "?page=2", "?page=9"]:
+            page.goto(f"/settings/usage{query}")
+            expect(page.locator("#tenant-table")).to_be_visible()
+            assert axe_violations(page) == [], query
     finally:
         context.close()
