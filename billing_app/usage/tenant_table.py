@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -200,21 +200,29 @@ class TenantTable:
 def matches(search: str, tenant: TenantTotals, microsoft_tenant_id: str) -> bool:
     """Whether a tenant's name or Microsoft tenant id contains the search, ignoring case
     (and, for the id, braces and dashes typed or left out)."""
+    return _matcher(search)(tenant, microsoft_tenant_id)
+
+
+def _matcher(search: str) -> Callable[[TenantTotals, str], bool]:
     needle = search.casefold()
-    if needle in tenant.name.casefold():
-        return True
     bare = needle.strip("{}").replace("-", "")
-    return bool(bare) and bare in microsoft_tenant_id.casefold().replace("-", "")
+
+    def match(tenant: TenantTotals, microsoft_tenant_id: str) -> bool:
+        if needle in tenant.name.casefold():
+            return True
+        return bool(bare) and bare in microsoft_tenant_id.casefold().replace("-", "")
+
+    return match
 
 
-def ordered(rows: Sequence[TenantRow], sort: Sort) -> list[TenantRow]:
-    """Rows (given by name, as the calculator orders tenants) in the order asked for; ties
+def ordered(tenants: Sequence[TenantTotals], sort: Sort) -> list[TenantTotals]:
+    """Tenants (given by name, as the calculator orders them) in the order asked for; ties
     keep the order by name."""
     if sort.column == "name":
-        return list(reversed(rows)) if sort.descending else list(rows)
+        return list(reversed(tenants)) if sort.descending else list(tenants)
     if sort.column == "users":
-        return sorted(rows, key=lambda row: row.tenant.billable_users, reverse=sort.descending)
-    return sorted(rows, key=lambda row: row.tenant.cost, reverse=sort.descending)
+        return sorted(tenants, key=lambda t: t.billable_users, reverse=sort.descending)
+    return sorted(tenants, key=lambda t: t.cost, reverse=sort.descending)
 
 
 def build_table(
@@ -225,32 +233,34 @@ def build_table(
 ) -> TenantTable:
     """The page of `query` over the month's tenants (`totals`), beside the month before's
     (`previous`; None when there is none). A page past the last is `BadTableQuery`."""
-    before = (
-        {t.tenant_id: (t.billable_users, t.cost) for t in previous.tenants}
-        if previous is not None
-        else None
-    )
-    rows = []
-    for tenant in totals.tenants:
-        ms_id = microsoft_tenant_ids.get(tenant.tenant_id, "")
-        if query.search and not matches(query.search, tenant, ms_id):
-            continue
-        users, cost = (None, None) if before is None else before.get(tenant.tenant_id, (0, 0))
-        rows.append(TenantRow(tenant, ms_id, users, None if cost is None else Decimal(cost)))
-    pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+    ids = microsoft_tenant_ids
+    found: Sequence[TenantTotals] = totals.tenants
+    if query.search:
+        match = _matcher(query.search)
+        found = [t for t in found if match(t, ids.get(t.tenant_id, ""))]
+    pages = max(1, math.ceil(len(found) / PAGE_SIZE))
     if query.page > pages:
         raise BadTableQuery(
             f"There is no page {query.page:,}: "
-            + (f"the {len(rows):,} tenants" if not query.search else f"the {len(rows):,} matches")
+            + (f"the {len(found):,} tenants" if not query.search else f"the {len(found):,} matches")
             + f" fit on {pages:,} {'page' if pages == 1 else 'pages'}.",
             last_page=TableQuery(query.search, query.sort, pages),
         )
     start = (query.page - 1) * PAGE_SIZE
-    shown = ordered(rows, query.sort)[start : start + PAGE_SIZE]
+    shown = ordered(found, query.sort)[start : start + PAGE_SIZE]
+    before = {t.tenant_id: t for t in previous.tenants} if previous is not None else None
+    rows = []
+    for tenant in shown:
+        users, cost = None, None
+        if before is not None:
+            earlier = before.get(tenant.tenant_id)
+            users = earlier.billable_users if earlier else 0
+            cost = earlier.cost if earlier else Decimal(0)
+        rows.append(TenantRow(tenant, ids.get(tenant.tenant_id, ""), users, cost))
     return TenantTable(
         query=query,
-        rows=tuple(shown),
-        matching=len(rows),
+        rows=tuple(rows),
+        matching=len(found),
         total_tenants=len(totals.tenants),
         pages=pages,
         totals=totals,
