@@ -68,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(tenants.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(billing_email.bp)

@@ -1,6 +1,7 @@
 """The Flask side of the permission matrix, in one module: the guard on views (`requires`),
-the question templates ask (`can`), how htmx requests are told apart (`is_htmx`), and the one
-place that sets `Vary: HX-Request` on answers that depend on it."""
+the question templates ask (`can`), how htmx requests are told apart (`is_htmx`,
+`htmx_target`), and the one place that sets `Vary: HX-Request` (and `HX-Target`) on answers
+that depend on it."""
 
 from __future__ import annotations
 
@@ -53,9 +54,18 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def htmx_target() -> str | None:
+    """The id of the element an htmx request will swap (None for other requests); the
+    answer then varies with it."""
+    g.varies_with_htmx_target = True
+    return request.headers.get("HX-Target") if is_htmx() else None
+
+
 def _vary(response: Response) -> Response:
     if g.get("varies_with_htmx") or request.path.startswith(HTMX_DEPENDENT_PREFIX):
         response.vary.add("HX-Request")
+    if g.get("varies_with_htmx_target"):
+        response.vary.add("HX-Target")
     return response
 
 

@@ -1,0 +1,1 @@
+"""The tenant page: one tenant's month."""

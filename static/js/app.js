@@ -33,3 +33,18 @@ document.addEventListener("htmx:afterSettle", () => {
     window.location.assign(link.href);
   }
 });
+
+/* A region marked data-busy-region carries aria-busy="true" while a request issued from
+   inside it is in flight (htmx marks it with its indicator class meanwhile). */
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const region = event.target instanceof Element && event.target.closest("[data-busy-region]");
+  if (region) {
+    region.setAttribute("aria-busy", "true");
+  }
+});
+document.addEventListener("htmx:afterRequest", (event) => {
+  const region = event.target instanceof Element && event.target.closest("[data-busy-region]");
+  if (region && !region.classList.contains("htmx-request")) {
+    region.removeAttribute("aria-busy");
+  }
+});

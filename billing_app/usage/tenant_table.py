@@ -1,0 +1,328 @@
+"""The Usage page's tenant table: a month's per-tenant totals searched by name or Microsoft
+tenant id, sorted, and cut into pages of 50, each tenant beside its figures of the month
+before.
+
+`build_table` works on the cached per-tenant totals (`figures.cache.month_summary`) in
+plain Python: a thousand tenants are filtered, sorted and paged in under a millisecond
+(`bench/tenant_table_bench.py`), so nothing is queried per search, sort or page. The
+request's parameters are read by `read_query`, which says in words what is wrong with a
+bad one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import select
+
+from billing_app.extensions import db
+from billing_app.figures.cache import month_summary, remembered
+from billing_app.figures.calculator import MonthTotals, TenantTotals
+from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.figures.proration import NoPriceError
+from billing_app.models import Organisation, Tenant
+
+PAGE_SIZE = 50
+"""Tenants shown a page."""
+SEARCH_MAX = 100
+"""The longest search accepted, in characters (a tenant id is 36)."""
+PAGE_MAX_DIGITS = 6
+
+
+class Sort(StrEnum):
+    """The table's orders, as the `sort` parameter writes them (`-` first: descending)."""
+
+    NAME = "name"
+    NAME_DESC = "-name"
+    USERS = "users"
+    USERS_DESC = "-users"
+    COST = "cost"
+    COST_DESC = "-cost"
+
+    @property
+    def column(self) -> str:
+        return self.value.lstrip("-")
+
+    @property
+    def descending(self) -> bool:
+        return self.value.startswith("-")
+
+
+DEFAULT_SORT = Sort.NAME
+FIRST_CLICK = {"name": Sort.NAME, "users": Sort.USERS_DESC, "cost": Sort.COST_DESC}
+"""The order a column header asks for when the table is sorted by another column: names
+A to Z, the most users and the highest cost first."""
+
+
+class BadTableQuery(ValueError):
+    """A search, sort or page the table cannot show, with the reason in words; for a page
+    past the last, the query of the last page."""
+
+    def __init__(self, message: str, last_page: TableQuery | None = None) -> None:
+        super().__init__(message)
+        self.last_page = last_page
+
+
+@dataclass(frozen=True, slots=True)
+class TableQuery:
+    """What the table is asked to show: a search (empty for all), an order and a page."""
+
+    search: str = ""
+    sort: Sort = DEFAULT_SORT
+    page: int = 1
+
+    def params(self, **changes: object) -> dict[str, str]:
+        """The query as GET parameters, defaults left out, with `changes` applied (a new
+        search or sort goes back to page 1)."""
+        search = str(changes.get("search", self.search))
+        sort = Sort(changes.get("sort", self.sort))
+        page = int(changes.get("page", self.page))  # type: ignore[call-overload]
+        if "search" in changes or "sort" in changes:
+            page = int(changes.get("page", 1))  # type: ignore[call-overload]
+        params = {}
+        if search:
+            params["q"] = search
+        if sort is not DEFAULT_SORT:
+            params["sort"] = sort.value
+        if page != 1:
+            params["page"] = str(page)
+        return params
+
+    def sort_by(self, column: str) -> Sort:
+        """The order a click on `column`'s header asks for: the other direction when the
+        table is already sorted by it."""
+        if self.sort.column != column:
+            return FIRST_CLICK[column]
+        return Sort(column if self.sort.descending else f"-{column}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == TableQuery()
+
+
+def read_query(args: Mapping[str, str]) -> TableQuery:
+    """The table query from GET parameters `q`, `sort` and `page`; `BadTableQuery` says
+    what is wrong with a bad one."""
+    search = " ".join(args.get("q", "").split())
+    if len(search) > SEARCH_MAX:
+        raise BadTableQuery(
+            f"A search can be at most {SEARCH_MAX} characters; this one has {len(search):,}. "
+            "Search for part of a tenant's name or its Microsoft tenant id."
+        )
+    value = args.get("sort", "") or DEFAULT_SORT.value
+    try:
+        sort = Sort(value)
+    except ValueError:
+        shown = value if len(value) <= 20 else value[:20] + "…"
+        raise BadTableQuery(
+            f"The table cannot be sorted by “{shown}”. Sort by name, users or cost "
+            "(for example sort=-cost for the highest cost first)."
+        ) from None
+    raw_page = args.get("page", "") or "1"
+    if not (raw_page.isascii() and raw_page.isdigit()) or len(raw_page) > PAGE_MAX_DIGITS:
+        shown = raw_page if len(raw_page) <= 20 else raw_page[:20] + "…"
+        raise BadTableQuery(f"“{shown}” is not a page number. Pages are numbered from 1.")
+    page = int(raw_page)
+    if page < 1:
+        raise BadTableQuery("Pages are numbered from 1.")
+    return TableQuery(search, sort, page)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    """One tenant of the table: its month's figures, its Microsoft tenant id, and its figures
+    of the month before (zero when it was not onboarded then; None before January 2026)."""
+
+    tenant: TenantTotals
+    microsoft_tenant_id: str
+    previous_users: int | None
+    previous_cost: Decimal | None
+
+    @property
+    def users_change(self) -> int | None:
+        if self.previous_users is None:
+            return None
+        return self.tenant.billable_users - self.previous_users
+
+    @property
+    def cost_change(self) -> Decimal | None:
+        if self.previous_cost is None:
+            return None
+        return self.tenant.cost - self.previous_cost
+
+
+@dataclass(frozen=True, slots=True)
+class TenantTable:
+    """A page of the tenant table, with the count of matching tenants and the totals of all
+    of them, whatever the search and page."""
+
+    query: TableQuery
+    rows: tuple[TenantRow, ...]
+    matching: int
+    """Tenants matching the search (all of them without one)."""
+    total_tenants: int
+    pages: int
+    """Pages of matching tenants; at least 1, even when none match."""
+    totals: MonthTotals
+    previous: MonthTotals | None
+    """The month before's totals, to compare with (none for January 2026)."""
+    problem: str | None = field(default=None)
+    last_page: TableQuery | None = field(default=None)
+    """For a page past the last, the query of the last page."""
+
+    @property
+    def users_change(self) -> int | None:
+        """The change in all tenants' billable users since the month before."""
+        if self.previous is None:
+            return None
+        return self.totals.billable_users - self.previous.billable_users
+
+    @property
+    def cost_change(self) -> Decimal | None:
+        """The change in all tenants' cost since the month before."""
+        if self.previous is None:
+            return None
+        return self.totals.cost - self.previous.cost
+
+    @property
+    def first_shown(self) -> int:
+        return (self.query.page - 1) * PAGE_SIZE + 1 if self.rows else 0
+
+    @property
+    def last_shown(self) -> int:
+        return self.first_shown + len(self.rows) - 1 if self.rows else 0
+
+
+def matches(search: str, tenant: TenantTotals, microsoft_tenant_id: str) -> bool:
+    """Whether a tenant's name or Microsoft tenant id contains the search, ignoring case
+    (and, for the id, braces and dashes typed or left out)."""
+    return _matcher(search)(tenant, microsoft_tenant_id)
+
+
+def _matcher(search: str) -> Callable[[TenantTotals, str], bool]:
+    needle = search.casefold()
+    bare = needle.strip("{}").replace("-", "")
+
+    def match(tenant: TenantTotals, microsoft_tenant_id: str) -> bool:
+        if needle in tenant.name.casefold():
+            return True
+        return bool(bare) and bare in microsoft_tenant_id.casefold().replace("-", "")
+
+    return match
+
+
+def ordered(tenants: Sequence[TenantTotals], sort: Sort) -> list[TenantTotals]:
+    """Tenants (given by name, as the calculator orders them) in the order asked for; ties
+    keep the order by name."""
+    if sort.column == "name":
+        return list(reversed(tenants)) if sort.descending else list(tenants)
+    if sort.column == "users":
+        return sorted(tenants, key=lambda t: t.billable_users, reverse=sort.descending)
+    return sorted(tenants, key=lambda t: t.cost, reverse=sort.descending)
+
+
+def build_table(
+    totals: MonthTotals,
+    previous: MonthTotals | None,
+    microsoft_tenant_ids: Mapping[int, str],
+    query: TableQuery,
+) -> TenantTable:
+    """The page of `query` over the month's tenants (`totals`), beside the month before's
+    (`previous`; None when there is none). A page past the last is `BadTableQuery`."""
+    ids = microsoft_tenant_ids
+    found: Sequence[TenantTotals] = totals.tenants
+    if query.search:
+        match = _matcher(query.search)
+        found = [t for t in found if match(t, ids.get(t.tenant_id, ""))]
+    pages = max(1, math.ceil(len(found) / PAGE_SIZE))
+    if query.page > pages:
+        raise BadTableQuery(
+            f"There is no page {query.page:,}: "
+            + (f"the {len(found):,} tenants" if not query.search else f"the {len(found):,} matches")
+            + f" fit on {pages:,} {'page' if pages == 1 else 'pages'}.",
+            last_page=TableQuery(query.search, query.sort, pages),
+        )
+    start = (query.page - 1) * PAGE_SIZE
+    shown = ordered(found, query.sort)[start : start + PAGE_SIZE]
+    before = {t.tenant_id: t for t in previous.tenants} if previous is not None else None
+    rows = []
+    for tenant in shown:
+        users, cost = None, None
+        if before is not None:
+            earlier = before.get(tenant.tenant_id)
+            users = earlier.billable_users if earlier else 0
+            cost = earlier.cost if earlier else Decimal(0)
+        rows.append(TenantRow(tenant, ids.get(tenant.tenant_id, ""), users, cost))
+    return TenantTable(
+        query=query,
+        rows=tuple(rows),
+        matching=len(found),
+        total_tenants=len(totals.tenants),
+        pages=pages,
+        totals=totals,
+        previous=previous,
+    )
+
+
+def refused_table(
+    totals: MonthTotals, previous: MonthTotals | None, problem: BadTableQuery
+) -> TenantTable:
+    """The table in place of a bad query: no rows, the reason, and still the totals."""
+    return TenantTable(
+        query=TableQuery(),
+        rows=(),
+        matching=0,
+        total_tenants=len(totals.tenants),
+        pages=1,
+        totals=totals,
+        previous=previous,
+        problem=str(problem),
+        last_page=problem.last_page,
+    )
+
+
+# --- Loading ---------------------------------------------------------------------------------
+
+
+def tenant_table(
+    organisation: Organisation, totals: MonthTotals, today: dt.date, args: Mapping[str, str]
+) -> tuple[TenantTable, int]:
+    """The table the GET parameters `args` ask for over the month's cached totals, and the
+    status to answer with (400 for a bad search, sort or page)."""
+    previous = previous_totals(organisation, totals.month, today)
+    try:
+        query = read_query(args)
+        table = build_table(totals, previous, microsoft_tenant_ids(organisation), query)
+    except BadTableQuery as bad:
+        return refused_table(totals, previous, bad), 400
+    return table, 200
+
+
+def previous_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
+    """The cached totals of the month before `month`; None for January 2026, or when that
+    month has no price."""
+    if month <= FIRST_MONTH:
+        return None
+    try:
+        return month_summary(organisation, month.previous(), today)
+    except NoPriceError:
+        return None
+
+
+def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
+    """Each tenant's Microsoft tenant id by its database id, in one query, kept in this
+    process for the organisation's usage revision (the importer bumps it on any change)."""
+
+    def load() -> dict[int, str]:
+        statement = select(Tenant.id, Tenant.microsoft_tenant_id).where(
+            Tenant.organisation_id == organisation.id
+        )
+        return {row.id: row.microsoft_tenant_id for row in db.session.execute(statement)}
+
+    key = ("microsoft-tenant-ids", organisation.id, organisation.usage_revision)
+    return remembered(key, load)
