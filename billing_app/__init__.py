@@ -73,7 +73,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(billing_email.bp)
     app.register_blueprint(invoices.bp)
-    app.register_blueprint(tenants.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
