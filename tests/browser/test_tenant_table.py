@@ -125,7 +125,7 @@ def test_the_table_is_busy_while_a_search_sort_or_page_loads(page, tenants):
     page.wait_for_function("() => true")  # let the held request settle in
     assert len(held) == 1
     # A second request while the first is held replaces it; the table stays busy.
-    page.get_by_role("link", name=re.compile("^Users")).click()
+    page.locator("#usage-table").get_by_role("link", name=re.compile("^Users")).click()
     expect(section).to_have_attribute("aria-busy", "true")
     page.wait_for_timeout(200)
     assert len(held) == 2
@@ -151,7 +151,7 @@ def test_without_javascript_search_sort_and_pages_are_plain_links_and_forms(
         page.get_by_role("button", name="Search").click()
         expect(page).to_have_url(re.compile(r"/settings/usage\?month=\d{4}-\d{2}&q=contoso$"))
         assert tenant_names(page) == [t.name for t in tenants if "contoso" in t.name.casefold()]
-        page.get_by_role("link", name=re.compile("^Users")).click()
+        page.locator("#usage-table").get_by_role("link", name=re.compile("^Users")).click()
         expect(page).to_have_url(re.compile(r"q=contoso&sort=-users$"))
         page.get_by_role("link", name="Clear search").click()
         page.get_by_role("navigation", name="Tenant pages").get_by_role("link", name="Last").click()
