@@ -3,6 +3,7 @@ badges and the month summary region."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -90,3 +91,12 @@ def summary_region(response) -> Node:
     region = parse(response.get_data(as_text=True)).by_id("usage-month")
     assert region is not None
     return region
+
+
+_CSRF_TOKEN = re.compile(r'(?<="X-CSRFToken": ")[^"]+|(?<=name="csrf_token" value=")[^"]+')
+
+
+def without_csrf_tokens(response) -> str:
+    """The response's HTML with its CSRF tokens blanked: the tokens carry the second they were
+    made in, so two answers that are otherwise the same differ there."""
+    return _CSRF_TOKEN.sub("", response.get_data(as_text=True))
