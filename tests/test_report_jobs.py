@@ -285,7 +285,7 @@ def test_an_abandoned_build_is_taken_over(app, admin, report_queue, report_worke
         assert _record(report_queue, key)["token"] != record["token"]
     worker = report_worker.start()
     assert download(admin.client, f"{REPORT}?month=2026-01").status_code == 200
-    wait_for(lambda: "superseded" in worker.log)
+    wait_for(lambda: "superseded" in worker.log and JANUARY_BUILT in worker.log)
     assert worker.log.count(JANUARY_BUILT) == 1
 
 
