@@ -50,9 +50,11 @@ $(VENV)/.serve: $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e .
 	touch $@
 
-## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
+## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), in
+## TEST_WORKERS processes side by side (most tests wait on servers, browsers and Stripe)
+TEST_WORKERS ?= 3
 test: $(VENV)/.test chromium print-tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
