@@ -128,8 +128,8 @@ OVERFLOWING = """() => {
     const box = element.getBoundingClientRect();
     const parent = element.parentElement.getBoundingClientRect();
     if (box.right > width + 0.5 && parent.right <= width + 0.5) {
-      wider.push(`${element.tagName.toLowerCase()}#${element.id}.${element.getAttribute('class') || ''}`
-        + ` reaches ${Math.round(box.right)} px`);
+      const name = `${element.tagName.toLowerCase()}#${element.id}`;
+      wider.push(`${name}.${element.getAttribute('class') || ''} reaches ${Math.round(box.right)} px`);
     }
   }
   return {scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, wider};
