@@ -129,7 +129,8 @@ OVERFLOWING = """() => {
     const parent = element.parentElement.getBoundingClientRect();
     if (box.right > width + 0.5 && parent.right <= width + 0.5) {
       const name = `${element.tagName.toLowerCase()}#${element.id}`;
-      wider.push(`${name}.${element.getAttribute('class') || ''} reaches ${Math.round(box.right)} px`);
+      const classes = element.getAttribute('class') || '';
+      wider.push(`${name}.${classes} reaches ${Math.round(box.right)} px`);
     }
   }
   return {scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, wider};
