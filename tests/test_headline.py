@@ -169,7 +169,9 @@ def test_page_shows_the_current_months_headline(app, auth, march):
     change = expected.change
     sign = "+" if change.amount > 0 else MINUS if change.amount < 0 else ""
     assert text_of(shown, "headline-change") == sign + format_money(abs(change.amount), "usd")
-    assert "Projected change vs" in shown.text
+    assert text_of(shown, "headline-previous") == (
+        f"projected month end vs {format_money(change.previous_cost, 'usd')}"
+    )
     assert "estimate" in shown.text
     assert "next month's price does not" in text_of(shown, "projection-rule")
 
@@ -184,7 +186,8 @@ def test_page_shows_a_past_months_figures_by_id(app, auth, march):
     assert text_of(region, "unit-price") == "$3.00"
     assert text_of(region, "headline-change") == "$0.00"
     assert text_of(region, "headline-change-percent") == "0.0%"
-    assert text_of(region, "headline-previous") == "January 2026: $12.00"
+    assert text_of(region, "headline-previous") == "vs $12.00"
+    assert "Change vs January 2026" in region.by_id("usage-headline").text
     assert region.by_id("headline-projection") is None
     assert region.by_id("projection-rule") is None
     # The month's downloads sit with its headline.
@@ -217,4 +220,4 @@ def test_page_shows_no_percentage_after_a_month_of_zero(app, auth, organisation)
     )
     assert text_of(region, "headline-change") == "+$3.00"
     assert region.by_id("headline-change-percent") is None
-    assert text_of(region, "headline-previous") == "January 2026: $0.00"
+    assert text_of(region, "headline-previous") == "vs $0.00"
