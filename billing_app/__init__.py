@@ -89,12 +89,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 def register_template_globals(app: Flask) -> None:
     """Everything templates may call besides their context, registered here alone."""
     from .access import can
+    from .formats import format_day, format_moment
     from .permissions import Action
     from .portal.views import portal_flow
     from .usage.views import format_money
 
     app.jinja_env.globals.update(can=can, Action=Action, portal_flow=portal_flow)
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["day"] = format_day
+    app.jinja_env.filters["moment"] = format_moment
 
 
 @event.listens_for(Engine, "connect")

@@ -1,4 +1,5 @@
-"""The Usage page's figures, cached: a month's totals per tenant, and the chart's monthly totals.
+"""The Usage page's figures, cached: a month's totals per tenant (from which its headline is
+made), and the chart's monthly totals.
 
 Computing them reads every billable period of the organisation (a second or more for 100,000
 identities), while they change only when the organisation's usage data does or a day passes.
@@ -40,6 +41,7 @@ from typing import Any, TypeVar
 from flask import current_app
 
 from billing_app.extensions import cache
+from billing_app.figures import headline
 from billing_app.figures.calculator import MonthTotals, month_totals, monthly_totals
 from billing_app.figures.months import Month
 from billing_app.models import Organisation
@@ -71,6 +73,12 @@ def month_summary(organisation: Organisation, month: Month, today: dt.date) -> M
     day = "closed" if today >= month.end else today.isoformat()
     key = _key("month", organisation, str(month), day)
     return _cached(key, lambda: month_totals(organisation, month, today))
+
+
+def month_headline(organisation: Organisation, month: Month, today: dt.date) -> headline.Headline:
+    """The month's headline (`headline.headline`), from the cached totals of the month, of
+    the month before and, for the current month, of the month counted to its last day."""
+    return headline.headline(organisation, month, today, month_summary)
 
 
 def chart_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month, Decimal]]:

@@ -1,5 +1,5 @@
 """The Usage page's figures as it shows them: the month picker's months, the chosen month's
-summary and the chart's bars, or why the month cannot be shown."""
+headline and summary and the chart (`chart`), or why the month cannot be shown."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing_app.figures.cache import chart_totals, month_summary
+from billing_app.figures.cache import chart_totals, month_headline, month_summary
 from billing_app.figures.calculator import MonthTotals
+from billing_app.figures.headline import Headline
 from billing_app.figures.months import (
     Month,
     MonthNotAvailable,
@@ -17,16 +18,7 @@ from billing_app.figures.months import (
 )
 from billing_app.figures.proration import NoPriceError
 from billing_app.models import Organisation
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One month of the monthly-totals chart."""
-
-    month: Month
-    total: Decimal
-    share: Decimal
-    """The total as a share of the highest month's, from 0 to 1."""
+from billing_app.usage.chart import Chart, chart_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +28,9 @@ class MonthSummary:
     months: list[Month]
     month: Month
     usage: MonthTotals | None = None
-    bars: tuple[Bar, ...] = ()
+    headline: Headline | None = None
+    chart: Chart | None = None
+    """None when every month is zero."""
     problem: str | None = None
     status: int = 200
     key: tuple | None = None
@@ -59,9 +53,23 @@ def summary_of(organisation: Organisation, value: str | None, today: dt.date) ->
         usage = month_summary(organisation, month, today)
     except NoPriceError:
         return MonthSummary(months, month, problem=no_price(month))
-    bars = chart_bars(chart_totals(organisation, today))
+    headline = month_headline(organisation, month, today)
+    # The current month's bar shows its projection whichever month is chosen.
+    current = months[0]
+    projected = (
+        headline.projected_cost if month == current else projection(organisation, current, today)
+    )
+    chart = chart_of(chart_totals(organisation, today), month, current, projected)
     key = (organisation.id, organisation.usage_revision, str(month), today.isoformat())
-    return MonthSummary(months, month, usage, bars, key=key)
+    return MonthSummary(months, month, usage, headline, chart, key=key)
+
+
+def projection(organisation: Organisation, current: Month, today: dt.date) -> Decimal | None:
+    """The current month's projected month-end cost; None when it has no price."""
+    try:
+        return month_headline(organisation, current, today).projected_cost
+    except NoPriceError:
+        return None
 
 
 def no_price(month: Month) -> str:
@@ -69,11 +77,3 @@ def no_price(month: Month) -> str:
         f"There is no unit price for {month.label} in your organisation's price list, so its "
         "usage cannot be priced yet. Contact Petra support to have the price added."
     )
-
-
-def chart_bars(totals: list[tuple[Month, Decimal]]) -> tuple[Bar, ...]:
-    """The chart's bars, scaled to the highest total; none when every month is zero."""
-    top = max((total for _, total in totals), default=Decimal(0))
-    if not top:
-        return ()
-    return tuple(Bar(month, total, total / top) for month, total in totals)

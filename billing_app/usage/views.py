@@ -95,10 +95,13 @@ def month_html(summary: MonthSummary, table: TenantTable | None = None) -> Marku
     return remembered(("usage-month-html", *summary.key, can(Action.DOWNLOAD_REPORT)), render)
 
 
-def format_money(amount: Decimal, currency: str) -> str:
-    """An amount with its currency: "$1,234.56", "€1,234.56", "£1,234.56", "1,234.56 CHF"."""
+def format_money(amount: Decimal, currency: str, whole: bool = False) -> str:
+    """An amount with its currency: "$1,234.56", "€1,234.56", "£1,234.56", "1,234.56 CHF";
+    with `whole`, a whole amount without its cents ("$1,500", as on the chart's axis)."""
     exponent = amount.normalize().as_tuple().exponent
     places = max(2, -exponent) if isinstance(exponent, int) else 2
+    if whole and amount == amount.to_integral_value():
+        places = 0
     number = f"{abs(amount):,.{places}f}"
     sign = "-" if amount < 0 else ""
     symbol = CURRENCY_SYMBOLS.get(currency.lower())

@@ -91,8 +91,9 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practi
 BLOCKING = ("serious", "critical")
 
 
-def axe_violations(page: Page) -> list[str]:
-    """Serious and critical axe violations on the page as it is now, one line per element."""
+def axe_violations(page: Page, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Serious and critical axe violations on the page as it is now, one line per element;
+    rules in `allowed` are not reported (each caller says why)."""
     page.wait_for_load_state("load")
     assert page.evaluate("typeof window.axe") == "object", "axe-core did not load"
     assert page.evaluate("window.axe.version") == AXE_VERSION
@@ -106,9 +107,44 @@ def axe_violations(page: Page) -> list[str]:
     return [
         f"{violation['id']} ({violation['impact']}): {node['target']} — {violation['help']}"
         for violation in result["violations"]
-        if violation["impact"] in BLOCKING
+        if violation["impact"] in BLOCKING and violation["id"] not in allowed
         for node in violation["nodes"]
     ]
+
+
+@pytest.fixture
+def checked_page(page: Page) -> Page:
+    """A page with axe-core added to every document it loads (for `axe_violations`)."""
+    page.add_init_script(AXE_FILE.read_text(encoding="utf-8"))
+    return page
+
+
+# --- Layout ----------------------------------------------------------------------------------
+
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth;
+  const wider = [];
+  for (const element of document.querySelectorAll('body *')) {
+    const box = element.getBoundingClientRect();
+    const parent = element.parentElement.getBoundingClientRect();
+    if (box.right > width + 0.5 && parent.right <= width + 0.5) {
+      const name = `${element.tagName.toLowerCase()}#${element.id}`;
+      const classes = element.getAttribute('class') || '';
+      wider.push(`${name}.${classes} reaches ${Math.round(box.right)} px`);
+    }
+  }
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, wider};
+}"""
+
+
+def sideways_scroll(page: Page) -> list[str]:
+    """Why the page scrolls sideways, if it does: its scroll width against the window's, and
+    the outermost elements reaching past the window's right edge (none when it fits)."""
+    page.wait_for_load_state("load")
+    found = page.evaluate(OVERFLOWING)
+    if found["scrollWidth"] <= found["innerWidth"]:
+        return []
+    return [f"page is {found['scrollWidth']} px wide in {found['innerWidth']} px", *found["wider"]]
 
 
 FOCUSED = """() => {

@@ -24,12 +24,6 @@ def test_vendored_axe_core_is_the_published_file():
     assert f"sha256-{digest}" == AXE_INTEGRITY
 
 
-@pytest.fixture
-def checked_page(page: Page) -> Page:
-    page.add_init_script(AXE_FILE.read_text(encoding="utf-8"))
-    return page
-
-
 def test_login_page(checked_page, organisation):
     checked_page.goto("/login")
     expect(checked_page.get_by_role("heading", name="Sign in to Petra")).to_be_visible()

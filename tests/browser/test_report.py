@@ -97,6 +97,6 @@ def test_the_summary_with_its_chart_passes_axe(page, northwind):
     sign_in(page, "billing@northwind-msp.example", PASSWORD)
     page.get_by_label("Month", exact=True).select_option("2026-01")
     expect(page.locator("#usage-month-heading")).to_have_text("January 2026")
-    expect(page.locator("svg[role=img]")).to_be_visible()
+    expect(page.locator("#usage-chart svg[role=group]")).to_be_visible()
     expect(page.locator("#usage-chart-data")).to_be_attached()
     assert axe_violations(page) == []
