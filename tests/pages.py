@@ -87,6 +87,12 @@ def badges(cell: Node) -> list[str]:
     return [badge.text for badge in cell.all("span") if "badge" in badge.classes]
 
 
+def email_history(response) -> list[list[str]]:
+    """The rows of the billing email's change history: when, who, from, to."""
+    page = parse(response.get_data(as_text=True))
+    return rows(page.one("table", class_="history-table"), "tbody")
+
+
 def summary_region(response) -> Node:
     region = parse(response.get_data(as_text=True)).by_id("usage-month")
     assert region is not None
