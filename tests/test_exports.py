@@ -333,3 +333,29 @@ def test_the_usage_page_offers_both_files_beside_the_report(auth, fixtures):
     assert 'href="/settings/usage/export/tenants.csv?month=2026-04"' in html
     assert 'href="/settings/usage/export/users.csv?month=2026-04"' in html
     assert 'href="/settings/usage/report?month=2026-04"' in html
+
+
+def test_a_download_token_comes_back_as_a_cookie_the_page_can_read(auth, fixtures):
+    auth.as_role("admin")
+    token = "0123456789abcdef" * 2
+    for name in ("tenants.csv", "users.csv"):
+        response = download(auth, name, month="2026-04", download_token=token)
+        assert response.status_code == 200
+        [cookie] = response.headers.getlist("Set-Cookie")
+        assert cookie.startswith(f"petra_download_{token}=200;")
+        assert "Path=/" in cookie and "SameSite=Lax" in cookie
+        assert "HttpOnly" not in cookie
+        assert response.get_data().startswith(b"month,")
+    # A failed export answers its token too, so the page stops saying "Preparing".
+    refused = download(auth, "users.csv", month="2019-01", download_token=token)
+    assert refused.status_code == 400
+    assert refused.headers["Set-Cookie"].startswith(f"petra_download_{token}=400;")
+
+
+@pytest.mark.parametrize("token", ["", "short", "0123456789ABCDEF" * 2, "x" * 32, "0" * 33])
+def test_no_cookie_without_a_well_formed_token(auth, fixtures, token):
+    auth.as_role("admin")
+    response = download(auth, "tenants.csv", month="2026-04", download_token=token)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert response.get_data().startswith(b"month,")

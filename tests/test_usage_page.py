@@ -146,7 +146,11 @@ def test_month_parameter_chooses_the_month(auth, tenants):
     assert page.by_id("usage-month-heading").text == "January 2026"
     download = page.by_id("download-report")
     assert download.attrs["href"] == f"{REPORT}?month=2026-01"
-    assert download.text == "Download report for January 2026 (.xlsx)"
+    labels = [download.one("span", class_=state).text for state in ("when-idle", "when-busy")]
+    assert labels == [
+        "Download report for January 2026 (.xlsx)",
+        "Preparing report for January 2026…",
+    ]
 
 
 def test_page_without_a_month_shows_the_current_one(auth, tenants, current):

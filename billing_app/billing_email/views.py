@@ -67,6 +67,9 @@ class BillingEmailForm(FlaskForm):
             self.opened_with.data = result.current
             self.nonce.data = new_nonce()
 
+#: Flashed after a save without JavaScript; the billing email shows it in place, as after htmx.
+NOTICE = "billing-email"
+
 
 @bp.get("/billing-email")
 @requires(Action.VIEW_USAGE)
@@ -101,7 +104,7 @@ def save():
         return _edit_form(form, result, status=result.status)
     if is_htmx():
         return _display(notice=result.message, focus=True)
-    flash(result.message, "success")
+    flash(result.message, NOTICE)
     return redirect(url_for("usage.page"), code=303)
 
 

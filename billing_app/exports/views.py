@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, abort, request, stream_with_context
+from flask import Blueprint, Response, abort, current_app, request, stream_with_context
 from flask_login import current_user
 
 from billing_app.access import requires
@@ -20,6 +21,28 @@ from billing_app.tenants import service as tenants
 from billing_app.usage.service import no_price
 
 bp = Blueprint("exports", __name__, url_prefix="/settings/usage/export")
+
+#: The page's download links ask with a fresh token and show "Preparing…" until a cookie of
+#: that name arrives with the answer, which a browser reads before the file's first byte.
+DOWNLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
+DOWNLOAD_COOKIE_SECONDS = 300
+
+
+@bp.after_request
+def tell_the_page_the_download_began(response: Response) -> Response:
+    """Answer a download that carries a `download_token` with that token's cookie."""
+    token = request.args.get("download_token", "")
+    if DOWNLOAD_TOKEN.fullmatch(token):
+        response.set_cookie(
+            f"petra_download_{token}",
+            str(response.status_code),
+            max_age=DOWNLOAD_COOKIE_SECONDS,
+            path="/",
+            secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+            httponly=False,
+            samesite="Lax",
+        )
+    return response
 
 
 @bp.get("/tenants.csv")
