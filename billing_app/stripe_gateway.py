@@ -11,6 +11,20 @@ import stripe
 from flask import Flask, current_app
 
 
+@dataclass
+class StripeProblem(Exception):
+    """Stripe could not do what a member asked: the HTTP status to answer, a reason for the
+    log, and the title and message the member reads."""
+
+    status: int
+    reason: str
+    title: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.title}: {self.message}"
+
+
 class StripeUnavailable(RuntimeError):
     """Stripe could not be reached or refused the request; the message says so for a person."""
 

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash
 from werkzeug.urls import iri_to_uri
 
@@ -33,7 +34,8 @@ def load_member(session_id: str) -> Member | None:
     member_id, _, version = session_id.partition(":")
     if not all(part.isascii() and part.isdigit() for part in (member_id, version)):
         return None
-    member = db.session.get(Member, int(member_id))
+    # With its organisation: every page shows it, and templates never query.
+    member = db.session.get(Member, int(member_id), options=[joinedload(Member.organisation)])
     if member is None or member.session_version != int(version):
         return None
     return member

@@ -249,7 +249,7 @@ def _save(organisation_id: int, member: Member, change: Change, stripe: StripeGa
         # Stripe does not hold the new address: a replayed answer to a change made once
         # already and undone since, or (never seen) an answer with another address.
         db.session.rollback()
-        result = _changed_since(current) if held.replayed else _not_confirmed(current)
+        result = _conflict(current, once_saved=True) if held.replayed else _not_confirmed(current)
         _log_refusal(organisation, member, result)
         return result
     changed_at = held.at
@@ -280,25 +280,19 @@ def _save(organisation_id: int, member: Member, change: Change, stripe: StripeGa
     )
 
 
-def _conflict(current: str) -> Result:
-    return Result(
-        Outcome.CONFLICT,
-        current,
-        409,
-        f"The billing email was changed meanwhile to {current}. "
-        "Nothing was saved. Save again to replace it with the address below, or cancel to keep it.",
-    )
+CONFLICT_ADVICE = (
+    "Nothing was saved. Save again to replace it with the address below, or cancel to keep it."
+)
 
 
-def _changed_since(current: str) -> Result:
-    return Result(
-        Outcome.CONFLICT,
-        current,
-        409,
-        "This form was saved once already, and the billing email was changed after that: "
-        f"it is now {current}. Nothing was saved. Save again to replace it with the address "
-        "below, or cancel to keep it.",
-    )
+def _conflict(current: str, once_saved: bool = False) -> Result:
+    """The address changed after the form was opened (or after it was saved once already)."""
+    if once_saved:
+        what = "This form was saved once already, and the billing email was changed after that:"
+        what += f" it is now {current}."
+    else:
+        what = f"The billing email was changed meanwhile to {current}."
+    return Result(Outcome.CONFLICT, current, 409, f"{what} {CONFLICT_ADVICE}")
 
 
 def _not_confirmed(current: str) -> Result:
@@ -336,7 +330,7 @@ def _refusal(organisation: Organisation, change: Change) -> Result | None:
             Outcome.UNCHANGED, current, 200, f"Nothing to change: the billing email is {current}."
         )
     if _form_used(organisation.id, change.nonce):
-        return _changed_since(current)
+        return _conflict(current, once_saved=True)
     if change.opened_with != current:
         return _conflict(current)
     if not organisation.stripe_customer_id:

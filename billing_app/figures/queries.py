@@ -23,9 +23,20 @@ BATCH = 2000
 """Identity rows fetched at a time."""
 
 
-@dataclass(slots=True)
-class TenantRow:
-    """A tenant as the calculator reads it."""
+TENANT_COLUMNS = (
+    Tenant.id,
+    Tenant.external_id,
+    Tenant.name,
+    Tenant.microsoft_tenant_id,
+    Tenant.onboarded_on,
+    Tenant.offboarded_on,
+)
+"""What is read of a tenant, in the order of TenantFacts' fields."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantFacts:
+    """A tenant as the import file gives it, and as its page names it."""
 
     id: int
     external_id: str
@@ -33,6 +44,12 @@ class TenantRow:
     microsoft_tenant_id: str
     onboarded_on: dt.date
     offboarded_on: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow(TenantFacts):
+    """A tenant as the calculator reads it: its facts and its pauses."""
+
     pauses: list[DateRange]
 
 
@@ -77,14 +94,7 @@ def tenants(
     rows = {
         row.id: TenantRow(*row, pauses=[])
         for row in db.session.execute(
-            select(
-                Tenant.id,
-                Tenant.external_id,
-                Tenant.name,
-                Tenant.microsoft_tenant_id,
-                Tenant.onboarded_on,
-                Tenant.offboarded_on,
-            ).where(*_of(organisation_id, tenant_id), _tenant_in(start, end))
+            select(*TENANT_COLUMNS).where(*_of(organisation_id, tenant_id), _tenant_in(start, end))
         )
     }
     if not rows:

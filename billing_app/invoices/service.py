@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import logging
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from billing_app.logs import billing_log as log
+
 from ..figures.months import Month
 from ..models import Member, Organisation
-from ..stripe_gateway import StripeGateway, StripeInvoice, StripeRequestFailed, StripeUnavailable
-
-log = logging.getLogger("billing_app.billing")
+from ..stripe_gateway import (
+    StripeGateway,
+    StripeInvoice,
+    StripeProblem,
+    StripeRequestFailed,
+    StripeUnavailable,
+)
 
 SHOWN = 12
 """How many invoices the page shows, newest first."""
@@ -158,17 +163,8 @@ def invoice_row(invoice: StripeInvoice, today: dt.date) -> InvoiceRow:
     )
 
 
-@dataclass
-class InvoicesProblem(Exception):
-    """Stripe could not be asked: the HTTP status to answer, and what to tell the member."""
-
-    status: int
-    reason: str
-    title: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.title}: {self.message}"
+class InvoicesProblem(StripeProblem):
+    """Stripe could not be asked for the organisation's invoices."""
 
 
 class InvoiceNotFound(LookupError):

@@ -15,7 +15,12 @@ from billing_app.extensions import db
 from billing_app.logs import billing_log as log
 from billing_app.models import AuditEvent, Member, Organisation
 from billing_app.permissions import Role
-from billing_app.stripe_gateway import StripeGateway, StripeRequestFailed, StripeUnavailable
+from billing_app.stripe_gateway import (
+    StripeGateway,
+    StripeProblem,
+    StripeRequestFailed,
+    StripeUnavailable,
+)
 
 RATE_LIMIT = "10 per minute"
 WHITELIST_AUDIT_ACTION = "portal_direct_access_changed"
@@ -27,17 +32,10 @@ class Flow(enum.StrEnum):
 
 
 @dataclass
-class PortalProblem(Exception):
+class PortalProblem(StripeProblem):
     """The portal cannot be opened: what happened, what to do, and the HTTP status to answer."""
 
-    status: int
-    reason: str
-    title: str
-    message: str
     advice: str
-
-    def __str__(self) -> str:
-        return f"{self.title}: {self.message}"
 
 
 SUPPORT = "If it keeps happening, contact Petra support."

@@ -25,6 +25,7 @@ from billing_app.figures.months import (
     parse_requested_month,
 )
 from billing_app.figures.proration import NoPriceError
+from billing_app.figures.queries import TENANT_COLUMNS, TenantFacts
 from billing_app.models import Organisation, Tenant, TenantPause
 from billing_app.usage.service import no_price
 
@@ -32,18 +33,6 @@ PAGE_SIZE = 100
 """Billable users shown per page of the tenant's table; the CSV has them all."""
 CHANGES_SHOWN = 100
 """Users added (or removed) listed on the page at most; the CSV has them all."""
-
-
-@dataclass(frozen=True, slots=True)
-class TenantInfo:
-    """The tenant as the page names it."""
-
-    id: int
-    external_id: str
-    name: str
-    microsoft_tenant_id: str
-    onboarded_on: dt.date
-    offboarded_on: dt.date | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +63,7 @@ class Changes:
 class TenantMonth:
     """What the tenant page shows for one month."""
 
-    tenant: TenantInfo
+    tenant: TenantFacts
     months: list[Month]
     month: Month
     problem: str | None = None
@@ -127,20 +116,15 @@ class TenantMonth:
         return self.tenant.offboarded_on is not None and self.tenant.offboarded_on in self.month
 
 
-def find(organisation_id: int, external_id: str) -> TenantInfo | None:
+def find(organisation_id: int, external_id: str) -> TenantFacts | None:
     """The organisation's tenant with this import-file id; None for an unknown id and for
     another organisation's alike. One query."""
     row = db.session.execute(
-        select(
-            Tenant.id,
-            Tenant.external_id,
-            Tenant.name,
-            Tenant.microsoft_tenant_id,
-            Tenant.onboarded_on,
-            Tenant.offboarded_on,
-        ).where(Tenant.organisation_id == organisation_id, Tenant.external_id == external_id)
+        select(*TENANT_COLUMNS).where(
+            Tenant.organisation_id == organisation_id, Tenant.external_id == external_id
+        )
     ).first()
-    return TenantInfo(*row) if row else None
+    return TenantFacts(*row) if row else None
 
 
 def pauses_touching(tenant_id: int, month: Month) -> tuple[Pause, ...]:
@@ -161,7 +145,7 @@ def pauses_touching(tenant_id: int, month: Month) -> tuple[Pause, ...]:
 
 def tenant_month(
     organisation: Organisation,
-    tenant: TenantInfo,
+    tenant: TenantFacts,
     value: str | None,
     today: dt.date,
     page: str | None = None,
@@ -201,7 +185,7 @@ def tenant_month(
 
 
 def _month_before(
-    organisation: Organisation, tenant: TenantInfo, month: Month, today: dt.date
+    organisation: Organisation, tenant: TenantFacts, month: Month, today: dt.date
 ) -> tuple[Month | None, TenantUsage | None]:
     """The month before and the tenant's usage in it (None when it was not onboarded then);
     no month at all before January 2026 or when that month has no price."""

@@ -37,7 +37,7 @@ def show(tenant_id: str):
 
 
 def month_of(
-    organisation: Organisation, tenant: service.TenantInfo, today: dt.date
+    organisation: Organisation, tenant: service.TenantFacts, today: dt.date
 ) -> tuple[service.TenantMonth, Markup]:
     """The tenant's month asked for and its fragment. Each process keeps the last ones it
     showed, keyed by everything they depend on: the organisation's usage revision (bumped by
