@@ -74,7 +74,7 @@ def _schema(database_url: str) -> str:
     return database_url
 
 
-def _test_config(database_url: str, stripe_server: LocalStripe) -> dict:
+def app_config(database_url: str, stripe_server: LocalStripe) -> dict:
     return {
         "TESTING": True,
         "SECRET_KEY": secrets.token_hex(16),
@@ -100,7 +100,7 @@ def app(_schema: str, stripe_server: LocalStripe, tmp_path_factory):
     and kept reports of its own."""
     from tests.report_worker import report_config
 
-    config = _test_config(_schema, stripe_server)
+    config = app_config(_schema, stripe_server)
     app = create_app(config | report_config(tmp_path_factory.mktemp("reports")))
     with app.app_context():
         _empty_tables()
@@ -219,4 +219,4 @@ def live_server(app) -> Iterator[LiveServer]:
     server.stop()
 
 
-pytest_plugins = ["tests.report_worker"]
+pytest_plugins = ["tests.report_worker", "tests.gunicorn"]

@@ -16,14 +16,12 @@ from billing_app import create_app
 from billing_app.config import ConfigError, from_environment
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, StripeEvent
-from tests import test_integrity
-from tests.conftest import _test_config
+from tests.billing_email_form import OLD
+from tests.conftest import app_config
 from tests.factories import Auth, update_organisation
-from tests.test_webhooks import OLD, customer_event, deliver, signed, state
+from tests.stripe_events import customer_event, deliver, signed, state
 
 LIMIT = 1024 * 1024
-
-served = test_integrity.served  # the app under gunicorn, on this run's database
 
 
 class Body:
@@ -208,7 +206,7 @@ def hosted(_schema, stripe_server, monkeypatch):
     SERVER_NAME) and petra-internal.example (a further trusted host), and no other."""
     monkeypatch.setenv("SERVER_NAME", "billing.petra.example")
     monkeypatch.setenv("TRUSTED_HOSTS", "petra-internal.example")
-    config = _test_config(_schema, stripe_server)
+    config = app_config(_schema, stripe_server)
     del config["SERVER_NAME"]
     return create_app(config)
 

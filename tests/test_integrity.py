@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
-import signal
-import subprocess
 import threading
 import time
 from urllib.parse import urlencode
 
-import pytest
 from sqlalchemy import select
 
 from billing_app.billing_email import service as billing_email
 from billing_app.billing_email.service import idempotency_key
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
-from tests.factories import Auth, unique_email
-from tests.test_billing_email import (
+from tests.billing_email_form import (
     OLD,
     audit_rows,
     email_updates,
@@ -30,7 +25,8 @@ from tests.test_billing_email import (
     stored_email,
     stripe_email,
 )
-from tests.test_serving import BIN, ROOT, Gunicorn, _environment, _free_port, _wait_until_up
+from tests.factories import Auth, unique_email
+from tests.gunicorn import Gunicorn
 
 SECOND_ADMIN = "ops@northwind-msp.example"
 
@@ -217,42 +213,6 @@ def _sign_in(server: Gunicorn, email: str) -> tuple[str, str]:
     assert status == 200, body
     cookie = headers.get("Set-Cookie", cookie).split(";", 1)[0]  # now with its CSRF secret
     return cookie, re.search(r'"X-CSRFToken": "([^"]+)"', body).group(1)
-
-
-@pytest.fixture
-def served(app, org, database_url, stripe_server, tmp_path):
-    """The app under gunicorn, two worker processes of one thread, on this run's database."""
-    env = _environment(
-        DATABASE_URL=database_url,
-        SECRET_KEY=secrets.token_hex(32),
-        STRIPE_SECRET_KEY=stripe_server.api_key,
-        STRIPE_API_BASE=stripe_server.api_base,
-        STRIPE_WEBHOOK_SECRET="whsec_" + secrets.token_hex(8),
-        RATELIMIT_STORAGE_URI="memory://",
-        WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="1",
-        STRIPE_MAX_RETRIES="0",
-    )
-    host, port = "127.0.0.1", _free_port()
-    with (tmp_path / "access.log").open("w") as out, (tmp_path / "error.log").open("w") as err:
-        process = subprocess.Popen(
-            [BIN / "gunicorn", "-c", "python:billing_app.gunicorn_conf", "wsgi:app"],
-            cwd=ROOT,
-            env=env | {"BIND": f"{host}:{port}"},
-            stdout=out,
-            stderr=err,
-        )
-    server = Gunicorn(process, host, port, tmp_path / "access.log")
-    try:
-        _wait_until_up(server, tmp_path / "error.log")
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_two_admins_saving_at_once_end_with_one_winner_who_is_told_so(

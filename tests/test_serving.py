@@ -3,58 +3,27 @@ worker processes because they are counted in Redis."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import redis
 
 from dev.sample_data import organisation_data
+from tests.gunicorn import BIN, ROOT, Gunicorn, environment, free_port, wait_until_up
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SLUG = "limits-msp"
 CSRF_INPUT = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
-ACCESS_LINE = re.compile(r'"POST /login HTTP/1\.[01]" (\d{3}) .* pid=<(\d+)> request_id=(\S+)')
-
-
-def _environment(**settings: str) -> dict[str, str]:
-    """The current environment without the app's settings, plus `settings`."""
-    app_settings = (
-        "PETRA_ENV",
-        "SECRET_KEY",
-        "DATABASE_URL",
-        "STRIPE_SECRET_KEY",
-        "STRIPE_API_BASE",
-        "STRIPE_PORTAL_LOGIN_URL",
-        "STRIPE_WEBHOOK_SECRET",
-        "RATELIMIT_STORAGE_URI",
-        "RATELIMIT_KEY_PREFIX",
-        "CACHE_URL",
-        "CACHE_KEY_PREFIX",
-        "TRUSTED_PROXIES",
-        "SERVER_NAME",
-        "TRUSTED_HOSTS",
-        "BIND",
-        "WEB_CONCURRENCY",
-        "GUNICORN_THREADS",
-    )
-    env = {key: value for key, value in os.environ.items() if key not in app_settings}
-    return env | settings
 
 
 @pytest.mark.parametrize(
@@ -66,7 +35,7 @@ def _environment(**settings: str) -> dict[str, str]:
     ],
 )
 def test_production_refuses_to_start_without_secrets(tmp_path, present, missing):
-    env = _environment(
+    env = environment(
         PETRA_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", **present
     )
     result = subprocess.run(
@@ -85,7 +54,7 @@ def test_production_refuses_to_start_without_secrets(tmp_path, present, missing)
 
 
 def test_production_starts_with_its_secrets(tmp_path):
-    env = _environment(
+    env = environment(
         PETRA_ENV="production",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         SECRET_KEY="s" * 32,
@@ -111,11 +80,11 @@ def test_production_starts_with_its_secrets(tmp_path):
 
 
 def test_gunicorn_refuses_to_start_in_production_without_secrets(tmp_path):
-    env = _environment(
+    env = environment(
         PETRA_ENV="production",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         SECRET_KEY="s" * 32,
-        BIND=f"127.0.0.1:{_free_port()}",
+        BIND=f"127.0.0.1:{free_port()}",
         WEB_CONCURRENCY="1",
     )
     result = subprocess.run(
@@ -156,44 +125,13 @@ def default_gunicorn_settings() -> dict:
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
-        env=_environment(),
+        env=environment(),
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     return json.loads(result.stdout)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Gunicorn:
-    process: subprocess.Popen
-    host: str
-    port: int
-    access_log: Path
-
-    def request(self, method: str, path: str, body: str | None = None, headers=None):
-        """One request on a connection of its own, closed afterwards."""
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read().decode()
-        finally:
-            connection.close()
-
-    def answered_by(self) -> dict[str, tuple[int, int]]:
-        """Request id -> (status, worker pid), from the access log."""
-        return {
-            match.group(3): (int(match.group(1)), int(match.group(2)))
-            for match in ACCESS_LINE.finditer(self.access_log.read_text())
-        }
 
 
 def _flask(env: dict, *args: str) -> None:
@@ -228,7 +166,7 @@ def redis_prefix() -> Iterator[str]:
 def gunicorn(tmp_path, redis_prefix) -> Iterator[Gunicorn]:
     """gunicorn with two worker processes on a free loopback port, a SQLite database of a
     tiny organisation, and rate limits counted in Redis."""
-    env = _environment(
+    env = environment(
         DATABASE_URL=f"sqlite:///{tmp_path / 'billing.sqlite3'}",
         SECRET_KEY=secrets.token_hex(32),
         STRIPE_WEBHOOK_SECRET="whsec_" + secrets.token_hex(8),
@@ -243,7 +181,7 @@ def gunicorn(tmp_path, redis_prefix) -> Iterator[Gunicorn]:
     )
     _flask(env, "db", "upgrade")
     _flask(env, "usage", "import", str(data_file))
-    host, port = "127.0.0.1", _free_port()
+    host, port = "127.0.0.1", free_port()
     access_log = tmp_path / "access.log"
     with access_log.open("w") as out, (tmp_path / "error.log").open("w") as err:
         process = subprocess.Popen(
@@ -255,7 +193,7 @@ def gunicorn(tmp_path, redis_prefix) -> Iterator[Gunicorn]:
         )
     server = Gunicorn(process, host, port, access_log)
     try:
-        _wait_until_up(server, tmp_path / "error.log")
+        wait_until_up(server, tmp_path / "error.log")
         yield server
     finally:
         process.send_signal(signal.SIGTERM)
@@ -264,20 +202,6 @@ def gunicorn(tmp_path, redis_prefix) -> Iterator[Gunicorn]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_until_up(server: Gunicorn, error_log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"gunicorn exited:\n{error_log.read_text()}")
-        try:
-            if server.request("GET", "/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not answer:\n{error_log.read_text()}")
 
 
 def _sign_in_form(server: Gunicorn) -> tuple[str, str]:

@@ -13,69 +13,21 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import stripe
 from sqlalchemy import func, select
 
-from billing_app.billing_email.service import AUDIT_ACTION
 from billing_app.extensions import db
-from billing_app.models import AuditEvent, Organisation, StripeEvent
+from billing_app.models import Organisation, StripeEvent
 from dev.stripe_local import LocalStripe
+from tests.billing_email_form import OLD, audit_rows
 from tests.factories import unique_email
 from tests.pages import email_history
-
-WEBHOOK = "/webhooks/stripe"
-OLD = "billing@northwind.example"
-
-
-def customer_event(
-    customer_id: str,
-    email: str | None,
-    created: int | None = None,
-    *,
-    event_id: str | None = None,
-    type: str = "customer.updated",
-) -> dict:
-    """A Stripe event as Stripe sends it, about a customer."""
-    return {
-        "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "api_version": "2017-08-15",
-        "created": created if created is not None else int(time.time()),
-        "livemode": False,
-        "type": type,
-        "data": {"object": {"id": customer_id, "object": "customer", "email": email}},
-    }
-
-
-def signed(body: str, secret: str, timestamp: int | None = None) -> dict:
-    header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp)
-    return {"Stripe-Signature": header, "Content-Type": "application/json"}
-
-
-def deliver(client, app, event: dict, **sign):
-    body = json.dumps(event)
-    secret = sign.pop("secret", app.config["STRIPE_WEBHOOK_SECRET"])
-    return client.post(WEBHOOK, data=body, headers=signed(body, secret, **sign))
+from tests.stripe_events import WEBHOOK, customer_event, deliver, signed, state
 
 
 def open_form(auth) -> dict[str, str]:
     """The hidden fields of the billing-email form as an admin opens it."""
     page = auth.client.get("/settings/usage/billing-email/edit").get_data(as_text=True)
     return dict(re.findall(r'name="(opened_with|nonce)" value="([^"]*)"', page))
-
-
-def state(app) -> tuple[str, int | None]:
-    with app.app_context():
-        org = db.session.scalar(select(Organisation).where(Organisation.slug == "northwind-msp"))
-        return org.billing_email, org.billing_email_stripe_ts
-
-
-def audit_rows(app) -> list[tuple]:
-    with app.app_context():
-        events = db.session.scalars(
-            select(AuditEvent).where(AuditEvent.action == AUDIT_ACTION).order_by(AuditEvent.id)
-        )
-        return [(e.source, e.member_id, e.old_value, e.new_value) for e in events]
 
 
 def applied_events(app) -> int:
