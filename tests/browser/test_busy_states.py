@@ -83,6 +83,7 @@ def test_a_month_on_its_way_marks_its_section_busy_and_holds_its_downloads(page,
     held.wait_for(1)
     expect(region).to_have_attribute("aria-busy", "true")
     expect(page.locator("#usage-month-heading")).to_have_text(current.label)
+    expect(page.locator(".usage-head .month-loading")).to_be_visible()
     for control in DOWNLOADS:
         link = page.locator(control)
         expect(link).to_have_attribute("aria-disabled", "true")
@@ -95,6 +96,7 @@ def test_a_month_on_its_way_marks_its_section_busy_and_holds_its_downloads(page,
     held.release()
     expect(page.locator("#usage-month-heading")).to_have_text("January 2026")
     expect(region).not_to_have_attribute("aria-busy", "true")
+    expect(page.locator(".usage-head .month-loading")).to_be_hidden()
     download = page.get_by_role("link", name="Download report for January 2026 (.xlsx)")
     expect(download).not_to_have_attribute("aria-disabled", "true")
     expect(page.locator("#export-users-csv")).to_have_attribute(
