@@ -424,7 +424,7 @@ def test_htmx_swapping_the_table_gets_the_table_alone_and_the_page_address(many)
     assert {"HX-Request", "HX-Target"} <= set(response.vary)
     section = table_of(response)
     assert section.attrs["hx-target"] == "this" and section.attrs["hx-swap"] == "outerHTML"
-    assert section.attrs["hx-indicator"] == "this" and "data-busy-region" in section.attrs
+    assert section.attrs["hx-sync"] == "this:replace" and "data-busy-region" in section.attrs
 
 
 def test_the_month_fragment_carries_the_table_it_was_asked_for(app, many):

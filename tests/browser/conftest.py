@@ -7,14 +7,17 @@ same file from the npm package of the pinned version, so Chromium itself checks 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from billing_app import config
+from billing_app.extensions import db
+from tests.conftest import BACKENDS
 
 HTMX_FILE = Path(__file__).parent / "assets" / f"htmx-{config.HTMX_VERSION}.min.js"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,6 +30,22 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With PostgreSQL as well as SQLite, browser tests run once, on PostgreSQL: the pages
+    Chromium is shown do not depend on the database, whose routes are tested on both."""
+    if "postgresql" not in BACKENDS:
+        return
+    here = Path(__file__).parent
+    once, twice = [], []
+    for item in items:
+        on_sqlite = getattr(item, "callspec", None) and item.callspec.params.get("database_url")
+        in_browser = here in Path(item.path).parents
+        (twice if in_browser and on_sqlite == "sqlite" else once).append(item)
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        items[:] = once
 
 
 # Generous waits: the suite shares two cores with the app, the Stripe server and Chromium.
@@ -117,6 +136,50 @@ def checked_page(page: Page) -> Page:
     """A page with axe-core added to every document it loads (for `axe_violations`)."""
     page.add_init_script(AXE_FILE.read_text(encoding="utf-8"))
     return page
+
+
+# --- Answers held back ----------------------------------------------------------------------
+
+
+class Held:
+    """Requests to a path, held back until released."""
+
+    def __init__(self, page: Page, pattern: str) -> None:
+        self.routes: list[Route] = []
+        self.page, self.pattern = page, pattern
+        page.route(pattern, lambda route: self.routes.append(route))
+
+    def wait_for(self, count: int) -> None:
+        for _ in range(100):
+            if len(self.routes) >= count:
+                return
+            self.page.wait_for_timeout(50)
+        raise AssertionError(f"{len(self.routes)} requests to {self.pattern}, not {count}")
+
+    def release(self) -> None:
+        self.page.unroute(self.pattern)
+        for route in self.routes:
+            with contextlib.suppress(Exception):  # one replaced by a newer request is gone
+                route.continue_()
+        self.routes.clear()
+
+
+@contextlib.contextmanager
+def reads_held(app) -> Iterator[None]:
+    """While open, the server's reads of tenants and users wait: the database itself holds the
+    answer back (an exclusive lock on SQLite, table locks on PostgreSQL)."""
+    with app.app_context():
+        connection = db.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        if connection.dbapi_connection.__class__.__module__.startswith("sqlite3"):
+            cursor.execute("BEGIN EXCLUSIVE")
+        else:
+            cursor.execute("LOCK TABLE tenants, identities IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        connection.rollback()
+        connection.close()
 
 
 # --- Layout ----------------------------------------------------------------------------------

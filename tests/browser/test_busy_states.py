@@ -5,18 +5,16 @@ the old error; a month that cannot be fetched puts the picker back and says so."
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from billing_app.extensions import db
 from billing_app.figures.months import Month, today_utc
 from billing_app.models import Organisation
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import Held, reads_held, sign_in
 from tests.factories import ALWAYS, PASSWORD, add_tenant
 
 pytestmark = pytest.mark.browser
@@ -33,29 +31,6 @@ def northwind(app, organisation) -> Organisation:
         add_tenant(org, "Fabrikam", users=(("Ada", ALWAYS),))
         db.session.expunge_all()
     return organisation
-
-
-class Held:
-    """Requests to a path, held back until released."""
-
-    def __init__(self, page: Page, pattern: str) -> None:
-        self.routes: list[Route] = []
-        self.page, self.pattern = page, pattern
-        page.route(pattern, lambda route: self.routes.append(route))
-
-    def wait_for(self, count: int) -> None:
-        for _ in range(100):
-            if len(self.routes) >= count:
-                return
-            self.page.wait_for_timeout(50)
-        raise AssertionError(f"{len(self.routes)} requests to {self.pattern}, not {count}")
-
-    def release(self) -> None:
-        self.page.unroute(self.pattern)
-        for route in self.routes:
-            with contextlib.suppress(Exception):  # one replaced by a newer request is gone
-                route.continue_()
-        self.routes.clear()
 
 
 def sign_in_as(page: Page, role: str) -> None:
@@ -134,24 +109,6 @@ def test_download_says_the_report_is_being_prepared_at_once(page, northwind):
     held.release()
     # The server queues the build: the control shows its progress in place.
     expect(page.locator("#report-progress-text")).to_be_visible()
-
-
-@contextlib.contextmanager
-def reads_held(app) -> Iterator[None]:
-    """While open, the server's reads of tenants and users wait: the database itself holds the
-    answer back (an exclusive lock on SQLite, table locks on PostgreSQL)."""
-    with app.app_context():
-        connection = db.engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        if connection.dbapi_connection.__class__.__module__.startswith("sqlite3"):
-            cursor.execute("BEGIN EXCLUSIVE")
-        else:
-            cursor.execute("LOCK TABLE tenants, identities IN ACCESS EXCLUSIVE MODE")
-        yield
-    finally:
-        connection.rollback()
-        connection.close()
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,14 @@ from billing_app.extensions import db
 from billing_app.figures.months import Month, today_utc
 from billing_app.models import Organisation, Tenant
 from dev.stripe_local.invoices import create_invoices
-from tests.browser.conftest import AXE_FILE, axe_violations, sideways_scroll, sign_in
+from tests.browser.conftest import (
+    AXE_FILE,
+    Held,
+    axe_violations,
+    reads_held,
+    sideways_scroll,
+    sign_in,
+)
 from tests.factories import ALWAYS, PASSWORD, add_tenant
 
 pytestmark = pytest.mark.browser
@@ -107,6 +114,47 @@ def test_billing_email_form_open_then_with_an_error(checked_page, usage, width):
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#billing-email").get_by_role("alert")).to_be_visible()
     assert_fits(page, width)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_busy_and_failed_states(app, checked_page, usage, stripe_server, width):
+    page = at(checked_page, width)
+    sign_in(page, "admin@northwind-msp.example", PASSWORD)
+    page.wait_for_function("typeof window.htmx === 'object'")
+    picker = page.get_by_label("Month", exact=True)
+    # A month on its way.
+    held = Held(page, "**/settings/usage/summary?*")
+    picker.select_option("2026-02")
+    held.wait_for(1)
+    expect(page.locator("#usage-month")).to_have_attribute("aria-busy", "true")
+    assert_fits(page, width)
+    held.release()
+    expect(page.locator("#usage-month-heading")).to_have_text("February 2026")
+    # An export being prepared.
+    with page.expect_download(), reads_held(app):
+        page.locator("#export-users-csv").click()
+        expect(page.locator("#export-status")).not_to_be_empty()
+        assert_fits(page, width)
+    # A month that could not be fetched.
+    page.route("**/settings/usage/summary?*", lambda route: route.abort("connectionfailed"))
+    picker.select_option("2026-03")
+    expect(page.locator(".usage-head [data-month-problem]")).to_be_visible()
+    assert_fits(page, width)
+    # A save that Stripe refused.
+    page.get_by_role("button", name="Edit billing email").click()
+    path = f"^/v1/customers/{usage_customer(app)}$"
+    stripe_server.fault(method="POST", path=path, times=1, status=500)
+    page.get_by_role("textbox", name="Billing email").fill("accounts@northwind.example")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#billing-email-problem")).to_be_visible()
+    assert_fits(page, width)
+
+
+def usage_customer(app) -> str:
+    with app.app_context():
+        return db.session.scalar(
+            select(Organisation.stripe_customer_id).filter_by(slug="northwind-msp")
+        )
 
 
 @pytest.mark.parametrize("width", WIDTHS)
