@@ -52,7 +52,7 @@ $(VENV)/.serve: $(BIN)/python pyproject.toml requirements.lock
 
 ## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set), in
 ## TEST_WORKERS processes side by side (most tests wait on servers, browsers and Stripe)
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: $(VENV)/.test chromium print-tools
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 

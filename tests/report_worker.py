@@ -86,6 +86,15 @@ class Worker:
                 self.process.wait()
         self.process = None
 
+    def temporary_files_left(self, timeout: float = 60.0) -> list[Path]:
+        """What the worker's builds left in its temporary folder once they have finished:
+        nothing, unless one leaks. (The worker's schedule may be building another month
+        meanwhile; its files go when that build ends.)"""
+        deadline = time.monotonic() + timeout
+        while (left := list(self.tmpdir.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return left
+
     @property
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""

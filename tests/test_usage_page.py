@@ -422,7 +422,7 @@ def test_report_is_the_xlsx_of_the_month(app, auth, tenants, today, report_worke
     assert Decimal(str(total[3])) == usage.cost
     assert total[1] == usage.billable_users
     assert workbook.sheetnames == ["Summary", *sheet_names(t.name for t in usage.tenants)]
-    assert list(report_worker.tmpdir.iterdir()) == []
+    assert report_worker.temporary_files_left() == []
 
     [line] = billing_log.lines
     assert line["message"].startswith("usage report downloaded")
@@ -444,7 +444,7 @@ def test_report_of_the_current_month_counts_to_date(
     assert "month to date" in summary["B4"].value
     [total] = [row for row in summary.iter_rows(values_only=True) if row[0] == "Total"]
     assert Decimal(str(total[3])) == usage.cost
-    assert list(report_worker.tmpdir.iterdir()) == []
+    assert report_worker.temporary_files_left() == []
 
 
 def test_report_of_an_empty_organisation_is_still_a_workbook(
@@ -457,7 +457,7 @@ def test_report_of_an_empty_organisation_is_still_a_workbook(
     assert response.status_code == 200
     summary = openpyxl.load_workbook(io.BytesIO(body), data_only=True)["Summary"]
     assert summary["A9"].value == "No tenants were onboarded in January 2026."
-    assert list(report_worker.tmpdir.iterdir()) == []
+    assert report_worker.temporary_files_left() == []
 
 
 def test_report_is_of_the_members_own_organisation(app, auth, tenants, report_worker):

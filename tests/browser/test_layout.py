@@ -19,7 +19,7 @@ from tests.browser.conftest import (
     sideways_scroll,
     sign_in,
 )
-from tests.factories import ALWAYS, PASSWORD, add_tenant
+from tests.factories import ALWAYS, PASSWORD, add_tenant, unique_email
 
 pytestmark = pytest.mark.browser
 
@@ -144,7 +144,7 @@ def test_busy_and_failed_states(app, checked_page, usage, stripe_server, width):
     page.get_by_role("button", name="Edit billing email").click()
     path = f"^/v1/customers/{usage_customer(app)}$"
     stripe_server.fault(method="POST", path=path, times=1, status=500)
-    page.get_by_role("textbox", name="Billing email").fill("accounts@northwind.example")
+    page.get_by_role("textbox", name="Billing email").fill(unique_email())
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#billing-email-problem")).to_be_visible()
     assert_fits(page, width)

@@ -63,7 +63,7 @@ def test_choosing_a_month_updates_the_summary_and_the_download(
     assert summary["B3"].value == "January 2026"
     [total_row] = [row for row in summary.iter_rows(values_only=True) if row[0] == "Total"]
     assert f"${total_row[3]:,.2f}" == total.inner_text()
-    assert list(report_worker.tmpdir.iterdir()) == []
+    assert report_worker.temporary_files_left() == []
 
     page.reload()
     expect(heading).to_have_text("January 2026")
