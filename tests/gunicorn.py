@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,33 @@ def wait_until_up(server: Gunicorn, error_log: Path) -> None:
     pytest.fail(f"gunicorn did not answer:\n{error_log.read_text()}")
 
 
+@contextlib.contextmanager
+def running_gunicorn(env: dict[str, str], folder: Path) -> Iterator[Gunicorn]:
+    """gunicorn with the production settings module on a free loopback port, its logs in
+    `folder`; stopped (SIGTERM, then killed after 30 s) afterwards."""
+    host, port = "127.0.0.1", free_port()
+    access_log = folder / "access.log"
+    with access_log.open("w") as out, (folder / "error.log").open("w") as err:
+        process = subprocess.Popen(
+            [BIN / "gunicorn", "-c", "python:billing_app.gunicorn_conf", "wsgi:app"],
+            cwd=ROOT,
+            env=env | {"BIND": f"{host}:{port}"},
+            stdout=out,
+            stderr=err,
+        )
+    server = Gunicorn(process, host, port, access_log)
+    try:
+        wait_until_up(server, folder / "error.log")
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture
 def served(app, org, database_url, stripe_server, tmp_path):
     """The app under gunicorn, two worker processes of one thread, on this run's database."""
@@ -105,23 +134,5 @@ def served(app, org, database_url, stripe_server, tmp_path):
         GUNICORN_THREADS="1",
         STRIPE_MAX_RETRIES="0",
     )
-    host, port = "127.0.0.1", free_port()
-    with (tmp_path / "access.log").open("w") as out, (tmp_path / "error.log").open("w") as err:
-        process = subprocess.Popen(
-            [BIN / "gunicorn", "-c", "python:billing_app.gunicorn_conf", "wsgi:app"],
-            cwd=ROOT,
-            env=env | {"BIND": f"{host}:{port}"},
-            stdout=out,
-            stderr=err,
-        )
-    server = Gunicorn(process, host, port, tmp_path / "access.log")
-    try:
-        wait_until_up(server, tmp_path / "error.log")
+    with running_gunicorn(env, tmp_path) as server:
         yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

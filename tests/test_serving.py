@@ -7,7 +7,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,14 @@ import pytest
 import redis
 
 from dev.sample_data import organisation_data
-from tests.gunicorn import BIN, ROOT, Gunicorn, environment, free_port, wait_until_up
+from tests.gunicorn import (
+    BIN,
+    ROOT,
+    Gunicorn,
+    environment,
+    free_port,
+    running_gunicorn,
+)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SLUG = "limits-msp"
@@ -181,27 +187,8 @@ def gunicorn(tmp_path, redis_prefix) -> Iterator[Gunicorn]:
     )
     _flask(env, "db", "upgrade")
     _flask(env, "usage", "import", str(data_file))
-    host, port = "127.0.0.1", free_port()
-    access_log = tmp_path / "access.log"
-    with access_log.open("w") as out, (tmp_path / "error.log").open("w") as err:
-        process = subprocess.Popen(
-            [BIN / "gunicorn", "-c", "python:billing_app.gunicorn_conf", "wsgi:app"],
-            cwd=ROOT,
-            env=env | {"BIND": f"{host}:{port}"},
-            stdout=out,
-            stderr=err,
-        )
-    server = Gunicorn(process, host, port, access_log)
-    try:
-        wait_until_up(server, tmp_path / "error.log")
+    with running_gunicorn(env, tmp_path) as server:
         yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _sign_in_form(server: Gunicorn) -> tuple[str, str]:
