@@ -127,6 +127,17 @@ class Result:
     def ok(self) -> bool:
         return self.outcome in (Outcome.SAVED, Outcome.UNCHANGED)
 
+    @property
+    def not_saved(self) -> bool:
+        """Saving failed for a reason that is not the address (Stripe, limits, no customer):
+        the form says so above Save, not beside the field."""
+        return self.outcome in (
+            Outcome.STRIPE_FAILED,
+            Outcome.BUSY,
+            Outcome.TOO_MANY,
+            Outcome.NO_CUSTOMER,
+        )
+
 
 STRIPE_PROBLEMS = {
     "timeout": (

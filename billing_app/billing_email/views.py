@@ -16,9 +16,6 @@ from billing_app.usage import views as usage
 
 bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
 
-#: Flashed after a save without JavaScript; the billing email shows it in place, as after htmx.
-NOTICE = "billing-email"
-
 
 @bp.get("/billing-email")
 @requires(Action.VIEW_USAGE)
@@ -53,7 +50,7 @@ def save():
         return _edit_form(form, result, status=result.status)
     if is_htmx():
         return _display(notice=result.message, focus=True)
-    flash(result.message, NOTICE)
+    flash(result.message, usage.EMAIL_NOTICE)
     return redirect(url_for("usage.page"), code=303)
 
 

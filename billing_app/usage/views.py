@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    get_flashed_messages,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -57,8 +64,15 @@ def summary():
 bp.add_url_rule("/report", view_func=reports_views.report)
 
 
+#: Flashed after a billing-email save without JavaScript; the page shows it where the billing
+#: email is, as htmx does, not at the top with other messages.
+EMAIL_NOTICE = "billing-email"
+
+
 def render_page(status: int = 200, **context):
     """The whole Usage page; other routes pass extra context, e.g. the billing-email form."""
+    flashed = get_flashed_messages(category_filter=[EMAIL_NOTICE])
+    context.setdefault("email_notice", flashed[0] if flashed else None)
     context.setdefault("organisation", current_user.organisation)
     context.setdefault("email_history", billing_email.history(current_user.organisation_id))
     if "summary" not in context:

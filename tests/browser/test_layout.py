@@ -148,6 +148,14 @@ def test_busy_and_failed_states(app, checked_page, usage, stripe_server, width):
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#billing-email-problem")).to_be_visible()
     assert_fits(page, width)
+    # The save once Stripe answers: its confirmation quotes the address, wrapped to fit.
+    long_address = unique_email().replace("@", "billingmailbox@")
+    page.get_by_role("textbox", name="Billing email").fill(long_address)
+    page.get_by_role("button", name="Save").click()
+    notice = page.locator("#billing-email-notice")
+    expect(notice).to_contain_text(long_address)
+    assert notice.evaluate("e => e.scrollWidth <= e.clientWidth"), "the confirmation is cut off"
+    assert_fits(page, width)
 
 
 def usage_customer(app) -> str:
