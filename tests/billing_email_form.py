@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select
 
-from billing_app.billing_email import service as billing_email
+from billing_app.billing_email import history as billing_email
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Organisation
 

@@ -10,8 +10,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from billing_app.billing_email import service as billing_email
-from billing_app.billing_email.service import InvalidEmail, idempotency_key, normalise
+from billing_app.billing_email import history as billing_email
+from billing_app.billing_email.addresses import InvalidEmail, normalise
+from billing_app.billing_email.saving import idempotency_key
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
 from tests.billing_email_form import (

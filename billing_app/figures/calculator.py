@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing_app.figures import queries
-from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.figures.months import Month, available_months
 from billing_app.figures.proration import (
     BillableDays,
     DateRange,
@@ -462,21 +462,11 @@ def _cost(histogram: list[int], costs: Sequence[Decimal]) -> Decimal:
     return sum((costs[days] * users for days, users in enumerate(histogram) if users), _ZERO)
 
 
-def months_until(today: dt.date) -> list[Month]:
-    """January 2026 to the month of `today`, oldest first (none before January 2026)."""
-    months: list[Month] = []
-    month, current = FIRST_MONTH, Month.of(today)
-    while month <= current:
-        months.append(month)
-        month = month.next()
-    return months
-
-
 def monthly_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month, Decimal]]:
     """The organisation's total prorated cost per month from January 2026 to the current
     month (month to date), oldest first; months before the first price are left out.
     Four queries in all, whatever the number of months."""
-    months = months_until(today)
+    months = available_months(today)[::-1]
     if not months:
         return []
     data = load(organisation.id, months, today, details=False)

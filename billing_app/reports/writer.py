@@ -23,6 +23,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from billing_app.figures.calculator import MonthTotals, MonthUsage, TenantUsage
 from billing_app.figures.months import Month
+from billing_app.formats import CURRENCY_SYMBOLS
 
 CELL_TEXT_LIMIT = 32_767
 """Excel's limit on the length of a cell's text, in UTF-16 code units."""
@@ -32,7 +33,6 @@ SUMMARY_SHEET = "Summary"
 _RESERVED_SHEET_NAMES = ("History", SUMMARY_SHEET)
 _FORBIDDEN_IN_SHEET_NAMES = str.maketrans("[]:*?/\\", "()-----")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 _DATE_FORMAT = "yyyy-mm-dd"
 _DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
