@@ -80,10 +80,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
 
     from billing_app import cli
-    from billing_app.reports import jobs
+    from billing_app.reports import commands as report_commands
 
     cli.init_app(app)
-    jobs.init_app(app)
+    report_commands.init_app(app)
     register_template_globals(app)
     return app
 

@@ -1,6 +1,6 @@
 """The itemized report of a month: the .xlsx download once built, its progress while the
-report worker builds it (`requests`). Its own blueprint, at the Usage page's address
-(/settings/usage/report)."""
+report worker builds it (`requests`, `queue`, `worker`). A blueprint of its own, at the
+Usage page's address (/settings/usage/report)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from billing_app.figures.months import Month, today_utc
 from billing_app.logs import billing_log as log
 from billing_app.models import Organisation
 from billing_app.permissions import Action
-from billing_app.reports.jobs import ReportStatus, request_report
+from billing_app.reports.queue import ReportStatus
+from billing_app.reports.requests import request_report
 from billing_app.reports.writer import report_filename
 
 bp = Blueprint("reports", __name__, url_prefix="/settings/usage")
