@@ -212,7 +212,8 @@ def test_tenant_sheets_read_in_chunks_give_the_same_bytes(app, tmp_path):
         add_tenant(organisation, "Empty", onboarded_on="2026-01-20")
         add_tenant(organisation, "contoso", users=(("Grace", (("2026-01-03", "2026-01-09"),)),))
         today = JANUARY.end
-        write_report(month_usage(organisation, JANUARY, today), organisation, generated, whole)
+        usage = month_usage(organisation, JANUARY, today)
+        write_report(usage, organisation, generated, whole, tenants=usage.tenants)
         totals = month_summary(organisation, JANUARY, today)
         write_report(
             totals,
