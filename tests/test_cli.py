@@ -2,12 +2,15 @@
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from billing_app.extensions import db
 from billing_app.models import Organisation
 from dev.demo import cli as demo_cli
 from tests.factories import make_organisation
+
+pytestmark = pytest.mark.stripe_customer
 
 
 def _organisation(app) -> Organisation:

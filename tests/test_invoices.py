@@ -25,6 +25,8 @@ from billing_app.stripe_gateway import StripeGateway, StripeInvoice, StripeReque
 from dev.stripe_local.invoices import create_invoices
 from tests.factories import make_organisation
 
+pytestmark = pytest.mark.stripe_customer
+
 HX = {"HX-Request": "true"}
 DEMO_FILE = Path(__file__).resolve().parent.parent / "dev" / "demo" / "northwind.json"
 

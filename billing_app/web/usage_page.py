@@ -26,6 +26,7 @@ def render_page(status: int = 200, **context):
     """The whole Usage page; other routes pass extra context, e.g. the billing-email form."""
     flashed = get_flashed_messages(category_filter=[EMAIL_NOTICE])
     context.setdefault("email_notice", flashed[0] if flashed else None)
+    context["flash_shown_in_place"] = EMAIL_NOTICE
     context.setdefault("organisation", current_user.organisation)
     context.setdefault("email_history", history(current_user.organisation_id))
     if "summary" not in context:
