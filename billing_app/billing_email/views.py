@@ -13,6 +13,7 @@ from billing_app.billing_email.saving import SAVE_RATE_LIMIT, TOO_MANY_SAVES, Ou
 from billing_app.extensions import limiter
 from billing_app.permissions import Action
 from billing_app.stripe_gateway import gateway
+from billing_app.web.responses import member_key
 from billing_app.web.usage_page import EMAIL_NOTICE, render_page
 
 bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
@@ -32,13 +33,9 @@ def edit():
     return _edit_form(BillingEmailForm.opened(current_user.organisation.billing_email))
 
 
-def _member_key() -> str:
-    return f"billing-email:{current_user.get_id()}"
-
-
 @bp.post("/billing-email")
 @requires(Action.CHANGE_BILLING_EMAIL)
-@limiter.limit(SAVE_RATE_LIMIT, key_func=_member_key)
+@limiter.limit(SAVE_RATE_LIMIT, key_func=member_key("billing-email"))
 def save():
     """Save the billing email, Stripe first; the display again, or the form with the problem."""
     form = BillingEmailForm()

@@ -10,10 +10,9 @@ from billing_app.figures.months import today_utc
 from billing_app.invoices import service
 from billing_app.permissions import Action
 from billing_app.stripe_gateway import gateway
+from billing_app.web.responses import NO_STORE
 
 bp = Blueprint("invoices", __name__, url_prefix="/settings/usage/invoices")
-
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @bp.get("")
