@@ -62,7 +62,7 @@ def test_choosing_a_month_updates_the_summary_and_the_download(
     expect(download_link).to_have_attribute("href", "/settings/usage/report?month=2026-01")
 
     downloads = []
-    page.on("download", downloads.append)
+    page.on("download", lambda started: downloads.append(started))
     download_link.click()
     wait_for_the_build(page, "/settings/usage/report?month=2026-01")
     expect(page.locator("#report-ready")).to_be_visible()
