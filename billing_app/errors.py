@@ -6,7 +6,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, SecurityError
 
-from .access import is_htmx
+from billing_app.access import is_htmx
 
 MESSAGES = {
     400: "The request could not be understood.",
