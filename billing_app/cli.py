@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -60,6 +61,14 @@ def import_command(file: Path) -> None:
     except InvalidImportFile as error:
         raise click.ClickException(f"{file} was not imported: {error}") from error
     click.echo(summary)
+    if summary.organisation_id is not None and summary.earliest_change is not None:
+        from billing_app.figures.months import today_utc
+        from billing_app.reports.worker import rebuild_stale
+
+        try:
+            rebuild_stale(summary.organisation_id, summary.earliest_change, today_utc())
+        except Exception:  # the import stands; the reports are rebuilt when asked for
+            logging.getLogger(__name__).warning("stale reports not queued", exc_info=True)
 
 
 @billing_cli.command("link-stripe")

@@ -62,9 +62,11 @@ class Organisation(db.Model):
     usage_revision: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def bump_usage_revision(self) -> None:
-        """Mark the usage figures as changed: the next flush adds one to `usage_revision`
-        in the database (atomically, whoever else bumps it)."""
+        """Mark all of the usage figures as changed, in every month and tenant: the next
+        flush adds one to `usage_revision` and records a `UsageChange` of every tenant from
+        the earliest day. (The importer records what it changed more precisely.)"""
         self.usage_revision = Organisation.usage_revision + 1
+        db.session.add(UsageChange(organisation_id=self.id, tenant_id=None, from_day=dt.date.min))
 
     members: Mapped[list[Member]] = relationship(back_populates="organisation")
     tenants: Mapped[list[Tenant]] = relationship(back_populates="organisation")
@@ -233,6 +235,25 @@ class BillablePeriod(_DateRange, db.Model):
     )
 
     identity: Mapped[Identity] = relationship(back_populates="billable_periods")
+
+
+class UsageChange(db.Model):
+    """What changed in the usage data, as the importer recorded it in its transaction: the
+    figures of one tenant (or, with no tenant, of every tenant, e.g. a price) from a day on.
+
+    Its id is a revision: a tenant's figures of a month are those of the newest change of that
+    tenant, or of every tenant, from a day before the month's end (see `figures.revisions`)."""
+
+    __tablename__ = "usage_changes"
+    __table_args__ = (
+        Index("usage_change_org_day", "organisation_id", "from_day", "tenant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The earliest day whose figures changed: every month ending after it is touched.
+    from_day: Mapped[dt.date] = mapped_column(Date)
 
 
 class AuditEvent(db.Model):

@@ -2,19 +2,24 @@
 made), and the chart's monthly totals.
 
 Computing them reads every billable period of the organisation (a second or more for 100,000
-identities), while they change only when the organisation's usage data does or a day passes.
-So they are kept in the app's cache (Flask-Caching: in each process, or in Redis shared by all
-workers when `CACHE_URL` says so) under keys made of:
+identities), while a sync changes only a few tenants from a day on. So they are kept in the
+app's cache (Flask-Caching: in each process, or in Redis shared by every app server and the
+report worker when `CACHE_URL` says so) per tenant and month, under keys made of:
 
-- the organisation's id and its `usage_revision`, which the importer bumps whenever a price,
-  tenant, pause, identity or billable period changed: a changed figure is never shown stale,
-  and entries of older revisions simply expire (anything else that ever changes usage data
-  must call `Organisation.bump_usage_revision()` in the same transaction);
+- the organisation, the tenant and the tenant's revision for the month (`figures.revisions`:
+  the newest change the importer recorded for that tenant, or for every tenant, from a day
+  before the month's end), so a changed figure is never shown stale and an untouched one is
+  kept (anything else that ever changes usage data must call
+  `Organisation.bump_usage_revision()`, which touches everything, in the same transaction);
 - the month, and for the current month today's date, so that month to date moves on each
-  day; past months do not depend on the day;
-- for the chart, today's date (the months shown and the current month's total depend on it).
+  day; past months do not depend on the day.
 
-Only one request computes a missing entry at a time (per key, across workers when the cache
+A month's totals are assembled from its tenants' entries (one `get_many`), computing only
+the tenants missing (a one-tenant sync: one tenant's queries), and kept whole under the
+month's own revision, so a warm view is one lookup. The chart is kept under the current
+month's revision (which covers every month before it) and made of the months' totals.
+
+Only one request computes a missing month at a time (per key, across workers when the cache
 is shared); others wait for it rather than computing the same figures side by side. When the
 cache itself fails, the figures are computed and served without it.
 
@@ -42,18 +47,23 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import select
 
 from billing_app.extensions import cache, db
-from billing_app.figures import headline
-from billing_app.figures.calculator import MonthTotals, month_totals, monthly_totals
+from billing_app.figures import headline, queries, revisions
+from billing_app.figures.calculator import (
+    MonthTotals,
+    TenantTotals,
+    assembled_totals,
+    month_totals,
+)
 from billing_app.figures.month_request import month_before
-from billing_app.figures.months import Month
-from billing_app.figures.proration import NoPriceError
+from billing_app.figures.months import Month, available_months
+from billing_app.figures.proration import NoPriceError, price_for
 from billing_app.models import Organisation, Tenant
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KEY_VERSION = 2
+KEY_VERSION = 3
 """Part of every key: bump it when the cached types change shape, so that a deploy never
 reads entries pickled by the previous code."""
 TIMEOUT = 24 * 60 * 60
@@ -72,10 +82,44 @@ figures, a quarter of a MB as HTML."""
 def month_summary(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
     """The month's figures per tenant (`calculator.month_totals`), counted on `today`.
     Raises `proration.NoPriceError` when the month has no price."""
-    # A month that is over no longer changes with the day; any other does.
-    day = "closed" if today >= month.end else today.isoformat()
-    key = _key("month", organisation, str(month), day)
-    return _cached(key, lambda: month_totals(organisation, month, today))
+    day = _day(month, today)
+    revision = revisions.month_revision(organisation.id, month)
+    key = _key("month", organisation, revision, str(month), day)
+    return _cached(key, lambda: _assemble(organisation, month, today))
+
+
+def _day(month: Month, today: dt.date) -> str:
+    """A month that is over no longer changes with the day; any other does."""
+    return "closed" if today >= month.end else today.isoformat()
+
+
+ABSENT = "absent"
+"""Kept for a tenant with no figures in a month (not onboarded in it)."""
+
+
+def _assemble(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
+    """The month's totals from its tenants' kept totals, computing only those missing."""
+    unit_price, currency = price_for(queries.prices(organisation.id, month.end), month)
+    every, revision_of = revisions.tenant_revisions(organisation.id, month)
+    tenant_ids = queries.tenant_ids(organisation.id, month.first_day, month.end)
+    day = _day(month, today)
+    keys = {
+        tenant_id: _key(
+            "tenant", organisation, revision_of.get(tenant_id, every), tenant_id, str(month), day
+        )
+        for tenant_id in tenant_ids
+    }
+    found = dict(zip(keys, _get_many(list(keys.values())), strict=True))
+    missing = [tenant_id for tenant_id, value in found.items() if value is None]
+    if missing:
+        whole = len(missing) == len(keys)
+        computed = month_totals(organisation, month, today, None if whole else missing)
+        by_id = {tenant.tenant_id: tenant for tenant in computed.tenants}
+        fresh = {tenant_id: by_id.get(tenant_id, ABSENT) for tenant_id in missing}
+        found.update(fresh)
+        _set_many({keys[tenant_id]: value for tenant_id, value in fresh.items()})
+    tenants: list[TenantTotals] = [value for value in found.values() if value != ABSENT]
+    return assembled_totals(organisation.id, month, today, unit_price, currency, tenants)
 
 
 def month_headline(organisation: Organisation, month: Month, today: dt.date) -> headline.Headline:
@@ -85,9 +129,23 @@ def month_headline(organisation: Organisation, month: Month, today: dt.date) -> 
 
 
 def chart_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month, Decimal]]:
-    """Each month's total from January 2026 to today (`calculator.monthly_totals`)."""
-    key = _key("monthly", organisation, today.isoformat())
-    return _cached(key, lambda: monthly_totals(organisation, today))
+    """Each month's total from January 2026 to today (`calculator.monthly_totals`), made of
+    the months' kept totals; months without a price are left out."""
+    current = Month.of(today)
+    key = _key(
+        "monthly", organisation, revisions.month_revision(organisation.id, current), str(today)
+    )
+
+    def compute() -> list[tuple[Month, Decimal]]:
+        totals = []
+        for month in available_months(today)[::-1]:
+            try:
+                totals.append((month, month_summary(organisation, month, today).cost))
+            except NoPriceError:
+                continue
+        return totals
+
+    return _cached(key, compute)
 
 
 def previous_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
@@ -104,7 +162,7 @@ def previous_totals(organisation: Organisation, month: Month, today: dt.date) ->
 
 def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
     """Each tenant's Microsoft tenant id by its database id, in one query, kept in this
-    process for the organisation's usage revision (the importer bumps it on any change)."""
+    process for the organisation's latest usage revision."""
 
     def load() -> dict[int, str]:
         statement = select(Tenant.id, Tenant.microsoft_tenant_id).where(
@@ -112,7 +170,7 @@ def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
         )
         return {row.id: row.microsoft_tenant_id for row in db.session.execute(statement)}
 
-    key = ("microsoft-tenant-ids", organisation.id, organisation.usage_revision)
+    key = ("microsoft-tenant-ids", organisation.id, revisions.latest_revision(organisation.id))
     return _memo().get_or_compute(key, load)
 
 
@@ -166,15 +224,9 @@ def clear_memo() -> None:
     _MEMOS.pop(cache.cache, None)
 
 
-def _key(kind: str, organisation: Organisation, *parts: str) -> str:
+def _key(kind: str, organisation: Organisation, revision: int, *parts: object) -> str:
     return ":".join(
-        (
-            f"usage{KEY_VERSION}",
-            kind,
-            str(organisation.id),
-            str(organisation.usage_revision),
-            *parts,
-        )
+        (f"usage{KEY_VERSION}", kind, str(organisation.id), str(revision), *map(str, parts))
     )
 
 
@@ -225,6 +277,25 @@ def _get(key: str):
     except Exception:
         log.warning("usage cache unavailable; computing without it", exc_info=True)
         return None
+
+
+def _get_many(keys: list[str]) -> list[Any]:
+    if not keys:
+        return []
+    try:
+        return list(cache.get_many(*keys))
+    except Exception:
+        log.warning("usage cache unavailable; computing without it", exc_info=True)
+        return [None] * len(keys)
+
+
+def _set_many(entries: dict[str, object]) -> None:
+    if not entries:
+        return
+    try:
+        cache.set_many(entries, timeout=TIMEOUT)
+    except Exception:
+        log.warning("usage cache unavailable; not storing tenants' figures", exc_info=True)
 
 
 def _set(key: str, value: object) -> None:

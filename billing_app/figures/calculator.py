@@ -394,10 +394,13 @@ def month_usage(
     )
 
 
-def month_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
+def month_totals(
+    organisation: Organisation, month: Month, today: dt.date, tenant_id: queries.Tenants = None
+) -> MonthTotals:
     """The figures of `month_usage` per tenant and in all, summed from the same lines counted
-    by their billable days rather than built. Four queries."""
-    data = load(organisation.id, [month], today, details=False)
+    by their billable days rather than built (with `tenant_id`, of those tenants only). Four
+    queries."""
+    data = load(organisation.id, [month], today, tenant_id, details=False)
     unit_price, currency = price_for(data.prices, month)
     counts = day_counts(data.tenants, data.identities, data.prices, [month], today)
     costs = [prorated_cost(unit_price, d, month.days) for d in range(month.days + 1)]
@@ -418,6 +421,23 @@ def month_totals(organisation: Organisation, month: Month, today: dt.date) -> Mo
     return MonthTotals(
         organisation_id=organisation.id,
         **_month_fields(month, today, unit_price, currency, tenants),
+    )
+
+
+def assembled_totals(
+    organisation_id: int,
+    month: Month,
+    today: dt.date,
+    unit_price: Decimal,
+    currency: str,
+    tenants: Iterable[TenantTotals],
+) -> MonthTotals:
+    """A month's totals made of its tenants' totals (computed apart, e.g. kept per tenant),
+    in the order and with the sums `month_totals` gives."""
+    ordered = sorted(tenants, key=lambda t: (t.name.casefold(), t.name, t.external_id))
+    return MonthTotals(
+        organisation_id=organisation_id,
+        **_month_fields(month, today, unit_price, currency, ordered),
     )
 
 

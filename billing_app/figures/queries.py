@@ -114,6 +114,17 @@ def tenants(
     return list(rows.values())
 
 
+def tenant_ids(organisation_id: int, start: dt.date, end: dt.date) -> list[int]:
+    """The ids of the tenants onboarded at some point in [start, end): one query."""
+    return list(
+        db.session.scalars(
+            select(Tenant.id).where(
+                Tenant.organisation_id == organisation_id, _tenant_in(start, end)
+            )
+        )
+    )
+
+
 def identities(
     organisation_id: int,
     start: dt.date,

@@ -25,12 +25,20 @@ importing never deletes them. Only what differs is written, so the same file
 imported twice writes nothing the second time.
 
 When a price, tenant, pause, identity or billable period was created or changed, the
-organisation's `usage_revision` goes up by one in the same transaction, so that usage
-summaries cached under the old revision are no longer used (see `billing_app.figures.cache`).
+import records in the same transaction what that changed (`UsageChange`): per tenant, the
+earliest day whose figures changed (a new user billable from today: today; a pause
+back-dated into March: its first day; a rename: the tenant's onboarding, as names are shown
+in every month), and for a price, every tenant from its month. Figures, fragments and
+reports are kept per tenant and month under these revisions (see `billing_app.figures`), so a
+sync costs what it changed. The organisation's `usage_revision` still goes up by one.
+
+Only what the file carries is read: its tenants and identities by their ids, with their
+pauses and billable periods, so importing one tenant costs one tenant's work.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -62,6 +70,7 @@ from billing_app.models import (
     Price,
     Tenant,
     TenantPause,
+    UsageChange,
 )
 from billing_app.portal.service import WHITELIST_AUDIT_ACTION
 
@@ -103,6 +112,23 @@ class ImportSummary:
     tenants: Tally = field(default_factory=Tally)
     identities: Tally = field(default_factory=Tally)
     billing_email_kept: str | None = None
+    organisation_id: int | None = None
+    changed_from: dict[int | None, dt.date] = field(default_factory=dict)
+    """The earliest changed day of each tenant whose figures changed (by its id; None: every
+    tenant, a price), as recorded in `usage_changes`."""
+
+    def touch(self, tenant_id: int | None, day: dt.date | None) -> None:
+        """Record that the figures of `tenant_id` (None: of every tenant) changed from `day`."""
+        if day is None:
+            return
+        known = self.changed_from.get(tenant_id)
+        if known is None or day < known:
+            self.changed_from[tenant_id] = day
+
+    @property
+    def earliest_change(self) -> dt.date | None:
+        """The earliest day whose figures changed; None when no figure did."""
+        return min(self.changed_from.values(), default=None)
 
     @property
     def records(self) -> Tally:
@@ -193,12 +219,42 @@ def _write(file: ImportFile) -> ImportSummary:
     members = _existing_members(file, organisation)
     organisation = _write_organisation(file.organisation, organisation, summary)
     _write_members(file.members, members, organisation.id, summary.members)
-    _write_prices(file.organisation.prices, organisation.id, summary.prices)
+    summary.organisation_id = organisation.id
+    _write_prices(file.organisation.prices, organisation.id, summary)
     tenant_ids = _write_tenants(file.tenants, organisation.id, summary)
-    _write_identities(file.tenants, tenant_ids, organisation.id, summary.identities)
+    _write_identities(file.tenants, tenant_ids, organisation.id, summary)
     if summary.usage_changed:
-        organisation.bump_usage_revision()
+        organisation.usage_revision = Organisation.usage_revision + 1
+    if summary.changed_from:
+        db.session.execute(
+            insert(UsageChange.__table__),
+            [
+                {"organisation_id": organisation.id, "tenant_id": tenant_id, "from_day": day}
+                for tenant_id, day in sorted(
+                    summary.changed_from.items(), key=lambda item: item[0] or 0
+                )
+            ],
+        )
     return summary
+
+
+def first_difference(old: Iterable[DateRange], new: Iterable[DateRange]) -> dt.date | None:
+    """The earliest day covered by one list of date ranges and not by the other; None when
+    both cover the same days (however they are split or ordered)."""
+    old, new = list(old), list(new)
+    points = sorted({day for ranges in (old, new) for r in ranges for day in r if day is not None})
+
+    def covers(ranges: list[DateRange], day: dt.date) -> bool:
+        return any(start <= day and (until is None or day < until) for start, until in ranges)
+
+    for day in points:
+        if covers(old, day) != covers(new, day):
+            return day
+    return None
+
+
+def _earliest(*days: dt.date | None) -> dt.date | None:
+    return min((day for day in days if day is not None), default=None)
 
 
 def _existing_members(file: ImportFile, organisation: Organisation | None) -> dict[str, Member]:
@@ -308,7 +364,8 @@ def _write_members(
         tally.count(updated=updated)
 
 
-def _write_prices(rows: Sequence[PriceData], organisation_id: int, tally: Tally) -> None:
+def _write_prices(rows: Sequence[PriceData], organisation_id: int, summary: ImportSummary) -> None:
+    tally = summary.prices
     existing = {
         price.from_month: price
         for price in db.session.scalars(
@@ -327,10 +384,12 @@ def _write_prices(rows: Sequence[PriceData], organisation_id: int, tally: Tally)
                 )
             )
             tally.count(created=True)
+            summary.touch(None, row.from_month)
         elif price.unit_price != row.unit_price or price.currency != row.currency:
             price.unit_price = row.unit_price
             price.currency = row.currency
             tally.count(updated=True)
+            summary.touch(None, row.from_month)
         else:
             tally.count()
 
@@ -366,6 +425,18 @@ class _Owner:
     ranges: tuple[DateRange, ...]
 
 
+@dataclass(frozen=True)
+class _Written:
+    """An owner the import created or changed: its values and date ranges before (None and
+    () when created) and after."""
+
+    id: int
+    old: dict[str, Any] | None
+    new: dict[str, Any]
+    old_ranges: tuple[DateRange, ...]
+    new_ranges: tuple[DateRange, ...]
+
+
 def _write_owners(
     model: type[Tenant] | type[Identity],
     range_model: type[TenantPause] | type[BillablePeriod],
@@ -374,55 +445,66 @@ def _write_owners(
     columns: Sequence[str],
     organisation_id: int,
     tally: Tally,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[_Written]]:
     """Write tenants or identities by external id, each with its date ranges, writing only
-    what differs; returns every row's primary key by external id."""
-    existing = {
-        row.external_id: row
+    what differs. Reads only the owners the file carries. Returns their primary keys by
+    external id, and what was created or changed."""
+    owners = list(owners)
+    existing = {}
+    for chunk in _chunks([owner.external_id for owner in owners]):
         for row in db.session.execute(
             select(model.id, model.external_id, *(getattr(model, name) for name in columns)).where(
-                model.organisation_id == organisation_id
+                model.organisation_id == organisation_id, model.external_id.in_(chunk)
             )
-        )
-    }
+        ):
+            existing[row.external_id] = row
     stored: dict[int, list[DateRange]] = defaultdict(list)
-    for owner_id, start, until in db.session.execute(
-        select(getattr(range_model, owner_column), range_model.from_date, range_model.until_date)
-        .join(model)
-        .where(model.organisation_id == organisation_id)
-    ):
-        stored[owner_id].append((start, until))
+    owner = getattr(range_model, owner_column)
+    for chunk in _chunks([row.id for row in existing.values()]):
+        for owner_id, start, until in db.session.execute(
+            select(owner, range_model.from_date, range_model.until_date).where(owner.in_(chunk))
+        ):
+            stored[owner_id].append((start, until))
 
     new: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     replaced: list[int] = []
     ranges: dict[int, tuple[DateRange, ...]] = {}
     new_ranges: dict[str, tuple[DateRange, ...]] = {}
-    for owner in owners:
-        current = existing.get(owner.external_id)
+    written: list[_Written] = []
+    for item in owners:
+        current = existing.get(item.external_id)
         if current is None:
-            row = {"organisation_id": organisation_id, "external_id": owner.external_id}
-            new.append(row | owner.values)
-            new_ranges[owner.external_id] = owner.ranges
+            row = {"organisation_id": organisation_id, "external_id": item.external_id}
+            new.append(row | item.values)
+            new_ranges[item.external_id] = item.ranges
             tally.count(created=True)
             continue
-        fields_differ = any(getattr(current, key) != value for key, value in owner.values.items())
+        old_values = {key: getattr(current, key) for key in item.values}
+        fields_differ = old_values != item.values
         if fields_differ:
-            changed.append({"id": current.id, **owner.values})
-        ranges_differ = sorted_ranges(stored.get(current.id, ())) != owner.ranges
+            changed.append({"id": current.id, **item.values})
+        old_ranges = sorted_ranges(stored.get(current.id, ()))
+        ranges_differ = old_ranges != item.ranges
         if ranges_differ:
             replaced.append(current.id)
-            ranges[current.id] = owner.ranges
+            ranges[current.id] = item.ranges
+        if fields_differ or ranges_differ:
+            written.append(_Written(current.id, old_values, item.values, old_ranges, item.ranges))
         tally.count(updated=fields_differ or ranges_differ)
 
     ids = {external_id: row.id for external_id, row in existing.items()}
     if new:
         ids.update(_insert_with_ids(model, new, organisation_id))
+        written.extend(
+            _Written(ids[row["external_id"]], None, row, (), new_ranges[row["external_id"]])
+            for row in new
+        )
     if changed:
         db.session.execute(update(model), changed)
     ranges.update({ids[external_id]: owned for external_id, owned in new_ranges.items()})
     _replace_ranges(range_model, owner_column, replaced, ranges)
-    return ids
+    return ids, written
 
 
 _TENANT_COLUMNS = ("name", "microsoft_tenant_id", "onboarded_on", "offboarded_on")
@@ -432,18 +514,42 @@ _IDENTITY_COLUMNS = ("tenant_id", "display_name", "user_principal_name")
 def _write_tenants(
     rows: Sequence[TenantData], organisation_id: int, summary: ImportSummary
 ) -> dict[str, int]:
-    """Write the tenants and their pauses; returns every tenant's primary key by external id."""
+    """Write the tenants and their pauses; returns the file's tenants' keys by external id."""
     owners = (
         _Owner(row.external_id, {name: getattr(row, name) for name in _TENANT_COLUMNS}, row.pauses)
         for row in rows
     )
-    return _write_owners(
+    ids, written = _write_owners(
         Tenant, TenantPause, "tenant_id", owners, _TENANT_COLUMNS, organisation_id, summary.tenants
+    )
+    for tenant in written:
+        summary.touch(tenant.id, _tenant_changed_from(tenant))
+    return ids
+
+
+def _tenant_changed_from(tenant: _Written) -> dt.date | None:
+    """The earliest day of a tenant's figures that its new values or pauses change."""
+    new = tenant.new
+    if tenant.old is None:
+        return new["onboarded_on"]
+    old = tenant.old
+    named = any(old[key] != new[key] for key in ("name", "microsoft_tenant_id"))
+    return _earliest(
+        # Names are shown in every month the tenant is onboarded in.
+        min(old["onboarded_on"], new["onboarded_on"]) if named else None,
+        first_difference(
+            [(old["onboarded_on"], old["offboarded_on"])],
+            [(new["onboarded_on"], new["offboarded_on"])],
+        ),
+        first_difference(tenant.old_ranges, tenant.new_ranges),
     )
 
 
 def _write_identities(
-    tenants: Sequence[TenantData], tenant_ids: dict[str, int], organisation_id: int, tally: Tally
+    tenants: Sequence[TenantData],
+    tenant_ids: dict[str, int],
+    organisation_id: int,
+    summary: ImportSummary,
 ) -> None:
     """Write the identities under their tenants, and their billable periods."""
     owners = (
@@ -459,9 +565,30 @@ def _write_identities(
         for tenant in tenants
         for row in tenant.identities
     )
-    _write_owners(
-        Identity, BillablePeriod, "identity_id", owners, _IDENTITY_COLUMNS, organisation_id, tally
+    _, written = _write_owners(
+        Identity,
+        BillablePeriod,
+        "identity_id",
+        owners,
+        _IDENTITY_COLUMNS,
+        organisation_id,
+        summary.identities,
     )
+    for identity in written:
+        first = _earliest(*(start for start, _ in identity.old_ranges + identity.new_ranges))
+        new_tenant = identity.new["tenant_id"]
+        if identity.old is None:
+            summary.touch(new_tenant, first)
+            continue
+        old = identity.old
+        if old["tenant_id"] != new_tenant:
+            # Its lines leave one tenant and join another, in every month it was billable.
+            summary.touch(old["tenant_id"], first)
+            summary.touch(new_tenant, first)
+        elif any(old[key] != identity.new[key] for key in ("display_name", "user_principal_name")):
+            summary.touch(new_tenant, first)
+        else:
+            summary.touch(new_tenant, first_difference(identity.old_ranges, identity.new_ranges))
 
 
 def _insert_with_ids(
@@ -473,8 +600,13 @@ def _insert_with_ids(
     makes PostgreSQL drivers expand a statement per batch of rows.
     """
     db.session.execute(insert(model.__table__), rows)
-    new = {row["external_id"] for row in rows}
-    stored = db.session.execute(
-        select(model.external_id, model.id).where(model.organisation_id == organisation_id)
-    )
-    return {external_id: key for external_id, key in stored if external_id in new}
+    ids: dict[str, int] = {}
+    for chunk in _chunks([row["external_id"] for row in rows]):
+        ids.update(
+            db.session.execute(
+                select(model.external_id, model.id).where(
+                    model.organisation_id == organisation_id, model.external_id.in_(chunk)
+                )
+            ).all()
+        )
+    return ids

@@ -10,6 +10,7 @@ import time
 from flask import current_app
 
 from billing_app.figures.months import Month
+from billing_app.figures.revisions import month_revision
 from billing_app.models import Organisation
 from billing_app.reports.queue import (
     FAILED,
@@ -40,7 +41,7 @@ def request_report(
     its build claimed and queued (once, whoever asks) and waited for up to `wait` seconds
     (`REPORT_WAIT`). A failed build stays failed until asked with `retry`."""
     app_jobs = jobs()
-    key = ReportKey.of(organisation.id, organisation.usage_revision, month, today)
+    key = ReportKey.of(organisation.id, month_revision(organisation.id, month), month, today)
     file = app_jobs.store.open(key)
     if file is not None:
         return ReportStatus(key, READY, file=file)

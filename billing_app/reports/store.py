@@ -1,13 +1,15 @@
 """Kept reports: each built report is a file under `REPORT_DIR`, named by what its figures
 depend on, so that the same request for unchanged data is a file send.
 
-    REPORT_DIR/<organisation id>/<YYYY-MM>.r<usage revision>.xlsx               a closed month
-    REPORT_DIR/<organisation id>/<YYYY-MM>.r<usage revision>.<YYYY-MM-DD>.xlsx  month to date
+    REPORT_DIR/<organisation id>/<YYYY-MM>.r<month's revision>.xlsx               a closed month
+    REPORT_DIR/<organisation id>/<YYYY-MM>.r<month's revision>.<YYYY-MM-DD>.xlsx  month to date
 
-The usage revision grows with every import that changes usage, so a kept file is never
-stale for its name; a file of an older revision, or of an earlier day of the current month,
-is never asked for again and is removed. A file is written under a temporary name in the
-same folder and renamed into place once complete, so a reader never sees half a workbook.
+The month's revision (`figures.revisions`) grows with every import that changes the month's
+figures, and only then, so a kept file is never stale for its name and a sync that did not
+touch a month keeps its report; a file of an older revision, or of an earlier day of the
+current month, is never asked for again and is removed. A file is written under a temporary
+name in the same folder and renamed into place once complete, so a reader never sees half a
+workbook.
 Nothing else is kept in `REPORT_DIR`: `sweep` removes whatever does not belong there.
 """
 
@@ -18,7 +20,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -124,34 +126,46 @@ class ReportStore:
                 removed.append(path)
         return removed
 
-    def sweep(self, revisions: Mapping[int, int], today: dt.date) -> list[Path]:
+    def kept(self, organisation_id: int) -> list[ReportKey]:
+        """The reports kept for the organisation, of whatever revision."""
+        folder = self.root / str(organisation_id)
+        if not folder.is_dir():
+            return []
+        found = (_parse(path.name, organisation_id) for path in folder.iterdir())
+        return sorted(key for key in found if key is not None)
+
+    def sweep(self, revision_of: Callable[[int, str], int | None], today: dt.date) -> list[Path]:
         """Remove every file that no request can be answered with any more: reports of
-        organisations not in `revisions` (organisation id -> current usage revision) or of
-        another revision, month-to-date reports of another day than `today`, files being
-        written for longer than `PARTIAL_MAX_AGE`, and anything else in the folder."""
+        organisations `revision_of(organisation id, "YYYY-MM")` does not know (None) or of
+        another revision than the month's, month-to-date reports of another day than `today`,
+        files being written for longer than `PARTIAL_MAX_AGE`, and anything else in the folder."""
         removed: list[Path] = []
         if not self.root.is_dir():
             return removed
         now = time.time()
         for folder in self.root.iterdir():
             organisation_id = int(folder.name) if folder.name.isdigit() else None
-            if not folder.is_dir() or organisation_id not in revisions:
+            if not folder.is_dir() or organisation_id is None:
                 removed.extend(_remove_tree(folder))
                 continue
             for path in folder.iterdir():
-                if path.is_file() and self._keep(path, organisation_id, revisions, today, now):
+                if path.is_file() and self._keep(path, organisation_id, revision_of, today, now):
                     continue
                 removed.extend(_remove_tree(path))
         return removed
 
     @staticmethod
     def _keep(
-        path: Path, organisation_id: int, revisions: Mapping[int, int], today: dt.date, now: float
+        path: Path,
+        organisation_id: int,
+        revision_of: Callable[[int, str], int | None],
+        today: dt.date,
+        now: float,
     ) -> bool:
         if path.name.startswith(_PARTIAL_PREFIX):
             return now - path.stat().st_mtime <= PARTIAL_MAX_AGE
         key = _parse(path.name, organisation_id)
-        if key is None or key.revision != revisions[organisation_id]:
+        if key is None or key.revision != revision_of(organisation_id, key.month):
             return False
         return key.day is None or key.day == today.isoformat()
 

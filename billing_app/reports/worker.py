@@ -18,6 +18,7 @@ from billing_app.figures.cache import month_summary
 from billing_app.figures.calculator import MonthTotals, TenantUsage, month_usage
 from billing_app.figures.months import FIRST_MONTH, Month
 from billing_app.figures.proration import NoPriceError
+from billing_app.figures.revisions import month_revision
 from billing_app.models import Organisation, Price
 from billing_app.reports.queue import (
     BUILDING,
@@ -88,7 +89,7 @@ def build_report(key: ReportKey, token: str) -> None:
     if (
         app_jobs.store.has(key)
         or organisation is None
-        or organisation.usage_revision != key.revision
+        or month_revision(organisation.id, Month.parse(key.month)) != key.revision
     ):
         progress.clear()
         return
@@ -119,7 +120,7 @@ def build_report(key: ReportKey, token: str) -> None:
         progress.put(state=FAILED, message="Something went wrong while writing it.")
         return
     db.session.rollback()
-    if db.session.get(Organisation, key.organisation_id).usage_revision != key.revision:
+    if month_revision(key.organisation_id, month) != key.revision:
         # The data changed while the report was written: no one will ask for this one.
         app_jobs.store.discard(key)
     progress.clear()
@@ -163,6 +164,33 @@ def _tenants_of(
     yield from tenants
 
 
+def rebuild_stale(organisation_id: int, changed_from: dt.date, today: dt.date) -> list[ReportKey]:
+    """After a sync that changed figures from `changed_from` on: queue the rebuild of each
+    report kept for a month it touched (closed months first, newest first; then the month to
+    date), so that the next download is a file send. A month is queued once under its new
+    revision however many syncs land: a build of an older revision stops at once."""
+    app_jobs = jobs()
+    touched = sorted(
+        {
+            Month.parse(kept.month)
+            for kept in app_jobs.store.kept(organisation_id)
+            if Month.parse(kept.month).end > changed_from
+        },
+        key=lambda month: (month.end > today, -month.end.toordinal()),
+    )
+    queued = []
+    for month in touched:
+        key = ReportKey.of(organisation_id, month_revision(organisation_id, month), month, today)
+        if app_jobs.store.has(key):
+            continue
+        record = record_of(app_jobs.queue, key)
+        if (record is None or abandoned(record)) and claim(app_jobs, key, replacing=record):
+            queued.append(key)
+    if queued:
+        log.info("stale reports queued: organisation_id=%s months=%d", organisation_id, len(queued))
+    return queued
+
+
 def schedule_closed_months(today: dt.date) -> list[ReportKey]:
     """Queue the report of the month that closed last for every organisation that has none
     kept yet, and remove the kept reports no request can be answered with any more."""
@@ -172,14 +200,21 @@ def schedule_closed_months(today: dt.date) -> list[ReportKey]:
     queued = []
     if month >= FIRST_MONTH:
         for organisation in organisations:
-            key = ReportKey.of(organisation.id, organisation.usage_revision, month, today)
+            revision = month_revision(organisation.id, month)
+            key = ReportKey.of(organisation.id, revision, month, today)
             if app_jobs.store.has(key) or not has_price(organisation, month):
                 continue
             record = record_of(app_jobs.queue, key)
             claimable = record is None or abandoned(record)
             if claimable and claim(app_jobs, key, replacing=record):
                 queued.append(key)
-    removed = app_jobs.store.sweep({o.id: o.usage_revision for o in organisations}, today)
+    known = {organisation.id for organisation in organisations}
+    removed = app_jobs.store.sweep(
+        lambda organisation_id, kept: (
+            month_revision(organisation_id, Month.parse(kept)) if organisation_id in known else None
+        ),
+        today,
+    )
     if queued or removed:
         log.info(
             "closed months: %d reports queued, %d old files removed", len(queued), len(removed)

@@ -10,7 +10,8 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from billing_app.access import is_htmx, requires
-from billing_app.figures.months import today_utc
+from billing_app.figures.months import Month, today_utc
+from billing_app.figures.revisions import tenant_revision
 from billing_app.models import Organisation
 from billing_app.permissions import Action
 from billing_app.tenants import service
@@ -37,11 +38,13 @@ def month_of(
     organisation: Organisation, tenant: service.TenantFacts, today: dt.date
 ) -> tuple[service.TenantMonth, Markup]:
     """The tenant's month asked for and its fragment. Each process keeps the last ones it
-    showed (`web.fragments`), keyed by everything they depend on: the organisation's usage
-    revision (bumped by every import that changes usage data), the tenant, the month and page
-    asked for, and the day; one that shows a problem is not kept."""
+    showed (`web.fragments`), keyed by everything they depend on: the tenant's usage revision
+    up to the current month (`figures.revisions`: it covers every month the page can show,
+    and a sync of other tenants leaves it as it is), the tenant, the month and page asked
+    for, and the day; one that shows a problem is not kept."""
     month, page = request.args.get("month"), request.args.get("page")
-    key = ("tenant-month", organisation.id, organisation.usage_revision, tenant, month, page, today)
+    revision = tenant_revision(organisation.id, tenant.id, Month.of(today))
+    key = ("tenant-month", organisation.id, revision, tenant, month, page, today)
 
     def render() -> tuple[service.TenantMonth, Markup]:
         shown = service.tenant_month(organisation, tenant, month, today, page)

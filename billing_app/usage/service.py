@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from billing_app.figures import revisions
 from billing_app.figures.cache import chart_totals, month_headline, month_summary
 from billing_app.figures.calculator import MonthTotals
 from billing_app.figures.headline import Headline
@@ -58,7 +59,10 @@ def summary_of(organisation: Organisation, value: str | None, today: dt.date) ->
         headline.projected_cost if month == current else projection(organisation, current, today)
     )
     chart = chart_of(chart_totals(organisation, today), month, current, projected)
-    key = (organisation.id, organisation.usage_revision, str(month), today.isoformat())
+    # The page shows the current month's bar whichever month is chosen: the current month's
+    # revision covers it and every month before.
+    revision = revisions.month_revision(organisation.id, current)
+    key = (organisation.id, revision, str(month), today.isoformat())
     return MonthSummary(asked.months, month, usage, headline, chart, key=key)
 
 
