@@ -193,7 +193,9 @@ def test_the_store_removes_what_cannot_be_asked_for(tmp_path):
     (tmp_path / "stray.xlsx").write_bytes(b"x")
     (tmp_path / "9").mkdir()
     (tmp_path / "9" / "2026-10.r1.xlsx").write_bytes(b"an organisation that is gone")
-    removed = store.sweep(lambda organisation_id, _month: {7: 4, 8: 1}.get(organisation_id), today)
+    removed = store.sweep(
+        {7, 8}, lambda organisation_id, _month: {7: 4, 8: 1}[organisation_id], today
+    )
     assert {p.relative_to(tmp_path).as_posix() for p in removed} == {
         "8/notes.txt",
         "stray.xlsx",
@@ -202,7 +204,7 @@ def test_the_store_removes_what_cannot_be_asked_for(tmp_path):
     }
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [newer, other]
     assert store.sweep(
-        lambda organisation_id, _month: {7: 5, 8: 1}.get(organisation_id), today
+        {7, 8}, lambda organisation_id, _month: {7: 5, 8: 1}[organisation_id], today
     ) == [newer]
 
 
@@ -273,7 +275,9 @@ def test_an_abandoned_build_is_taken_over(app, admin, report_queue, report_worke
     report_worker.stop()
     assert admin.client.get(f"{REPORT}?month=2026-01").status_code == 202
     with app.app_context():
-        key = ReportKey.of(imported_id(app), 1, JANUARY, today_utc())
+        organisation_id = imported_id(app)
+        revision = month_revision(organisation_id, JANUARY)
+        key = ReportKey.of(organisation_id, revision, JANUARY, today_utc())
         record = record_of(report_queue, key)
         assert record["state"] == "queued"
         # The worker that took it was stopped: its claim is older than STALE_AFTER.
@@ -331,7 +335,9 @@ def test_closed_months_are_built_ahead_of_the_first_click(
 def claimed_progress(app, report_queue, written: int, total: int) -> None:
     """Record progress on the claimed build as the worker does."""
     with app.app_context():
-        key = ReportKey.of(imported_id(app), 1, JANUARY, today_utc())
+        organisation_id = imported_id(app)
+        revision = month_revision(organisation_id, JANUARY)
+        key = ReportKey.of(organisation_id, revision, JANUARY, today_utc())
         record = record_of(report_queue, key)
         Progress(report_queue, key, record["token"])(written, total, force=True)
 

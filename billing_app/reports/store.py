@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -134,18 +134,24 @@ class ReportStore:
         found = (_parse(path.name, organisation_id) for path in folder.iterdir())
         return sorted(key for key in found if key is not None)
 
-    def sweep(self, revision_of: Callable[[int, str], int | None], today: dt.date) -> list[Path]:
+    def sweep(
+        self,
+        organisations: Collection[int],
+        revision_of: Callable[[int, str], int],
+        today: dt.date,
+    ) -> list[Path]:
         """Remove every file that no request can be answered with any more: reports of
-        organisations `revision_of(organisation id, "YYYY-MM")` does not know (None) or of
-        another revision than the month's, month-to-date reports of another day than `today`,
-        files being written for longer than `PARTIAL_MAX_AGE`, and anything else in the folder."""
+        organisations not among `organisations` (their ids) or of another revision than
+        the month's (`revision_of(organisation id, "YYYY-MM")`), month-to-date reports of
+        another day than `today`, files being written for longer than `PARTIAL_MAX_AGE`, and
+        anything else in the folder."""
         removed: list[Path] = []
         if not self.root.is_dir():
             return removed
         now = time.time()
         for folder in self.root.iterdir():
             organisation_id = int(folder.name) if folder.name.isdigit() else None
-            if not folder.is_dir() or organisation_id is None:
+            if not folder.is_dir() or organisation_id not in organisations:
                 removed.extend(_remove_tree(folder))
                 continue
             for path in folder.iterdir():
@@ -158,7 +164,7 @@ class ReportStore:
     def _keep(
         path: Path,
         organisation_id: int,
-        revision_of: Callable[[int, str], int | None],
+        revision_of: Callable[[int, str], int],
         today: dt.date,
         now: float,
     ) -> bool:

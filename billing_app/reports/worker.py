@@ -208,11 +208,9 @@ def schedule_closed_months(today: dt.date) -> list[ReportKey]:
             claimable = record is None or abandoned(record)
             if claimable and claim(app_jobs, key, replacing=record):
                 queued.append(key)
-    known = {organisation.id for organisation in organisations}
     removed = app_jobs.store.sweep(
-        lambda organisation_id, kept: (
-            month_revision(organisation_id, Month.parse(kept)) if organisation_id in known else None
-        ),
+        {organisation.id for organisation in organisations},
+        lambda organisation_id, kept: month_revision(organisation_id, Month.parse(kept)),
         today,
     )
     if queued or removed:
