@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import threading
 import time
@@ -185,27 +186,31 @@ def test_the_store_removes_what_cannot_be_asked_for(tmp_path):
     november = keep(ReportKey(7, 3, "2026-11", "2026-11-24"))
     assert not november_yesterday.exists()
     assert october.exists() and november.exists()
-    newer = keep(ReportKey(7, 4, "2026-09"))
-    assert not october.exists() and not november.exists() and newer.exists()
+    # Revisions are each month's own: a newer report of September leaves October's and
+    # November's; a newer one of October replaces October's.
+    september = keep(ReportKey(7, 4, "2026-09"))
+    assert october.exists() and november.exists() and september.exists()
+    newer = keep(ReportKey(7, 5, "2026-10"))
+    assert not october.exists() and newer.exists()
 
     other = keep(ReportKey(8, 1, "2026-10"))
     (tmp_path / "8" / "notes.txt").write_text("not a report")
     (tmp_path / "stray.xlsx").write_bytes(b"x")
     (tmp_path / "9").mkdir()
     (tmp_path / "9" / "2026-10.r1.xlsx").write_bytes(b"an organisation that is gone")
-    removed = store.sweep(
-        {7, 8}, lambda organisation_id, _month: {7: 4, 8: 1}[organisation_id], today
-    )
+    revisions = {7: {"2026-09": 4, "2026-10": 5, "2026-11": 3}, 8: {"2026-10": 1}}
+    removed = store.sweep({7, 8}, lambda org, month: revisions[org][month], today)
     assert {p.relative_to(tmp_path).as_posix() for p in removed} == {
         "8/notes.txt",
         "stray.xlsx",
         "9/2026-10.r1.xlsx",
         "9",
     }
-    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [newer, other]
-    assert store.sweep(
-        {7, 8}, lambda organisation_id, _month: {7: 5, 8: 1}[organisation_id], today
-    ) == [newer]
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        [september, newer, november, other]
+    )
+    revisions[7]["2026-09"] = 6  # a sync touched September only
+    assert store.sweep({7, 8}, lambda org, month: revisions[org][month], today) == [september]
 
 
 def test_tenant_sheets_read_in_chunks_give_the_same_bytes(app, tmp_path):
@@ -430,3 +435,80 @@ def test_queue_url_settings(tmp_path):
     )
     with pytest.raises(config.ConfigError, match="QUEUE_URL must be a Redis URL"):
         config._queue("amqp://broker.internal", tmp_path)
+
+
+# --- Kept reports belong to their month's data -----------------------------------------------
+
+
+def sync(app, tmp_path, identity: str, tenant_id: str, billable_from: str) -> None:
+    """A sync through `flask usage import`: a file of one tenant with one more user."""
+    file = organisation_file()
+    file["members"] = []
+    [row] = [t for t in file["tenants"] if t["id"] == tenant_id]
+    row["identities"] = [
+        {
+            "id": identity,
+            "display_name": f"Synced {identity}",
+            "user_principal_name": f"{identity}@contoso.example",
+            "billable_periods": [{"from": billable_from, "until": None}],
+        }
+    ]
+    file["tenants"] = [row]
+    path = tmp_path / f"{identity}.json"
+    path.write_text(json.dumps(file))
+    result = app.test_cli_runner().invoke(args=["usage", "import", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_sync_that_did_not_touch_a_closed_month_keeps_its_report(
+    app, admin, report_worker, report_queue, tmp_path
+):
+    first = download(admin.client, f"{REPORT}?month=2026-01")
+    assert first.status_code == 200
+    body = first.get_data()
+    sync(app, tmp_path, "u-today", "t-2", today_utc().isoformat())
+    again = admin.client.get(f"{REPORT}?month=2026-01")
+    assert again.status_code == 200  # a file send: nothing to build
+    assert again.get_data() == body
+    assert report_worker.log.count(JANUARY_BUILT) == 1
+
+
+def test_reports_a_sync_made_stale_are_rebuilt_in_the_background_once(
+    app, admin, worker_factory, report_queue, tmp_path
+):
+    worker = worker_factory()
+    assert download(admin.client, f"{REPORT}?month=2026-01").status_code == 200
+    worker.stop()
+    # Two syncs into January land while no worker runs.
+    sync(app, tmp_path, "u-jan-1", "t-1", "2026-01-10")
+    sync(app, tmp_path, "u-jan-2", "t-2", "2026-01-25")
+    with app.app_context():
+        organisation_id = imported_id(app)
+        revision = month_revision(organisation_id, JANUARY)
+        key = ReportKey.of(organisation_id, revision, JANUARY, today_utc())
+        assert record_of(report_queue, key)["state"] == "queued"
+    rebuilt = worker_factory()
+    wait_for(lambda: jobs(app).store.has(key))
+    wait_for(lambda: record_of(report_queue, key) is None)
+    # The build of the first sync's revision stopped at once: January was built once.
+    assert rebuilt.log.count(JANUARY_BUILT) == 1
+    response = admin.client.get(f"{REPORT}?month=2026-01")
+    assert response.status_code == 200  # the next click is a file send
+    assert total_cost(response.get_data()) == Decimal("6.00") + Decimal("2.13") + Decimal("0.68")
+
+
+def test_stale_reports_are_queued_closed_months_first(app, imported, report_queue):
+    from billing_app.reports.worker import rebuild_stale
+
+    today = today_utc()
+    current = Month.of(today)
+    with app.app_context():
+        store = jobs(app).store
+        for month in (JANUARY, Month(2026, 3), current):
+            key = ReportKey.of(imported.id, 0, month, today)
+            store.write(key, lambda path: path.write_bytes(b"an older revision"))
+        queued = rebuild_stale(imported.id, dt.date(2026, 2, 14), today)
+        assert [key.month for key in queued] == ["2026-03", str(current)]
+        assert [key.day for key in queued] == [None, today.isoformat()]
+        # However many syncs land, a month is queued once for its revision.
+        assert rebuild_stale(imported.id, dt.date(2026, 2, 14), today) == []

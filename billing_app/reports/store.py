@@ -113,15 +113,16 @@ class ReportStore:
         self.path(key).unlink(missing_ok=True)
 
     def remove_stale(self, key: ReportKey) -> list[Path]:
-        """Remove the organisation's reports of older revisions, and the other reports of the
-        same month (of an earlier day, or kept before the month closed)."""
+        """Remove the other reports of the same month: of older revisions (revisions are the
+        month's own, so other months' reports stay), of an earlier day, or kept before the
+        month closed."""
         removed = []
         folder = self.root / str(key.organisation_id)
         for path in folder.glob("*.xlsx"):
             other = _parse(path.name, key.organisation_id)
             if other is None or other == key:
                 continue
-            if other.revision < key.revision or other.month == key.month:
+            if other.month == key.month:
                 path.unlink(missing_ok=True)
                 removed.append(path)
         return removed
