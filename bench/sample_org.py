@@ -46,6 +46,7 @@ def app_for(url: str):
             "RATELIMIT_STORAGE_URI": "memory://",
             "RATELIMIT_ENABLED": False,
             "CACHE_TYPE": "SimpleCache",
+            "CACHE_THRESHOLD": 100_000,
         }
     )
 

@@ -38,6 +38,8 @@ def _count(name: str) -> int:
 
 
 CACHE_SCHEMES = ("redis://", "rediss://", "unix://")
+CACHE_THRESHOLD = 100_000
+"""Entries a process's own cache keeps (`CACHE_URL` unset) before it drops some."""
 
 
 def _cache(url: str) -> dict:
@@ -45,7 +47,13 @@ def _cache(url: str) -> dict:
     one Redis cache that every worker and app server shares."""
     prefix = os.environ.get("CACHE_KEY_PREFIX", "petra-cache:")
     if not url:
-        return {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": prefix}
+        # Figures are kept per tenant and month: room for a few organisations of 1,000
+        # tenants over a year (a few hundred bytes each).
+        return {
+            "CACHE_TYPE": "SimpleCache",
+            "CACHE_KEY_PREFIX": prefix,
+            "CACHE_THRESHOLD": CACHE_THRESHOLD,
+        }
     if not url.startswith(CACHE_SCHEMES):
         raise ConfigError(
             "CACHE_URL must be a Redis URL (redis://, rediss:// or unix://), or unset for a "
