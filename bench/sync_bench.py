@@ -88,7 +88,9 @@ def measure(url: str, tenants: int, identities_per_tenant: int, folder: str) -> 
     pages = {
         "current month's Usage page": f"/settings/usage?month={current}",
         "untouched month's page (March)": f"/settings/usage?month={UNTOUCHED}",
-        "tenant table (by cost, page 2)": f"/settings/usage/summary?month={current}&sort=-cost&page=2",
+        "tenant table (by cost, page 2)": (
+            f"/settings/usage/summary?month={current}&sort=-cost&page=2"
+        ),
         "untouched tenant's page": f"/settings/usage/tenants/{untouched_tenant}?month={current}",
         "untouched month's report (March)": f"/settings/usage/report?month={UNTOUCHED}",
     }
