@@ -412,7 +412,11 @@ def test_summary_shows_an_imported_change_at_once(app, auth):
 
 def test_cache_settings(monkeypatch):
     monkeypatch.delenv("CACHE_KEY_PREFIX", raising=False)
-    assert config._cache("") == {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": "petra-cache:"}
+    assert config._cache("") == {
+        "CACHE_TYPE": "SimpleCache",
+        "CACHE_KEY_PREFIX": "petra-cache:",
+        "CACHE_THRESHOLD": config.CACHE_THRESHOLD,
+    }
     redis_settings = config._cache("redis://cache.internal:6379/2")
     assert redis_settings["CACHE_TYPE"] == "RedisCache"
     assert redis_settings["CACHE_REDIS_URL"] == "redis://cache.internal:6379/2"
