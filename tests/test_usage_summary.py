@@ -479,7 +479,9 @@ def test_workers_share_the_figures_through_redis(app, sample, redis_prefix):
     revision = month_revision(sample.id, month)
     prefix = f"{redis_prefix}usage{figures_cache.KEY_VERSION}"
     month_key = f"{prefix}:month:{sample.id}:{revision}:{month}:closed"
-    # The month whole, and each of its tenants (from which the next sync assembles it).
-    assert month_key in keys
+    newest_key = f"{prefix}:month-newest:{sample.id}:0:{month}:closed"
+    # The month whole, the month's newest totals (which the next sync updates) and each of
+    # its tenants (from which a month is assembled when that is gone).
+    assert month_key in keys and newest_key in keys
     tenant_keys = [key for key in keys if ":tenant:" in key]
-    assert len(tenant_keys) == len(keys) - 1 >= len(read.tenants)
+    assert len(tenant_keys) == len(keys) - 2 >= len(read.tenants)

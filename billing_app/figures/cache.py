@@ -77,15 +77,85 @@ POLL = 0.05
 MEMO_SIZE = 64
 """Entries each process keeps in memory: a month of 1,000 tenants is about a third of a MB as
 figures, a quarter of a MB as HTML."""
+TENANT_MEMO_SIZE = 40_000
+"""Tenants' month figures each process keeps in memory (a few hundred bytes each): a year of
+1,000 tenants, counted on two days, and then some."""
 
 
 def month_summary(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
     """The month's figures per tenant (`calculator.month_totals`), counted on `today`.
     Raises `proration.NoPriceError` when the month has no price."""
-    day = _day(month, today)
-    revision = revisions.month_revision(organisation.id, month)
-    key = _key("month", organisation, revision, str(month), day)
-    return _cached(key, lambda: _assemble(organisation, month, today))
+    return _summary(organisation, month, today, revisions.month_revision(organisation.id, month))
+
+
+def _summary(
+    organisation: Organisation, month: Month, today: dt.date, revision: int
+) -> MonthTotals:
+    """`month_summary` of the month at `revision` (its revision now)."""
+    key = _key("month", organisation, revision, str(month), _day(month, today))
+    return _memo().get_or_compute(key, lambda: _newest(organisation, month, today, revision))
+
+
+def _newest(organisation: Organisation, month: Month, today: dt.date, revision: int) -> MonthTotals:
+    """The month's totals at `revision`: the newest totals kept of the month (in this process
+    or the shared cache) with only the tenants changed since recomputed, or else assembled from
+    the tenants' kept totals (one request at a time)."""
+    latest_key = _key("month-newest", organisation, 0, str(month), _day(month, today))
+    latest = _memo().get(latest_key) or _get(latest_key)
+    totals = None
+    if latest is not None and latest[0] <= revision:
+        totals = _updated(organisation, month, today, latest[1], latest[0], revision)
+    if totals is None:
+        key = _key("month", organisation, revision, str(month), _day(month, today))
+        totals = _shared(key, lambda: _assemble(organisation, month, today))
+    if latest is None or latest[0] != revision:
+        _memo().put(latest_key, (revision, totals))
+        _set(latest_key, (revision, totals))
+    return totals
+
+
+def _updated(
+    organisation: Organisation,
+    month: Month,
+    today: dt.date,
+    base: MonthTotals,
+    base_revision: int,
+    revision: int,
+) -> MonthTotals | None:
+    """`base` (the month's totals at `base_revision`) brought to `revision` by recomputing
+    the tenants changed in between; None when every tenant changed (a price)."""
+    changed = revisions.changed_tenants(organisation.id, month, base_revision, revision)
+    if None in changed:
+        return None
+    if not changed:
+        return base
+    computed = month_totals(organisation, month, today, sorted(changed)).tenants
+    _keep_tenants(organisation, month, today, changed, computed)
+    kept = [tenant for tenant in base.tenants if tenant.tenant_id not in changed]
+    return assembled_totals(
+        organisation.id, month, today, base.unit_price, base.currency, [*kept, *computed]
+    )
+
+
+def _keep_tenants(
+    organisation: Organisation,
+    month: Month,
+    today: dt.date,
+    changed: set[int | None],
+    computed: tuple[TenantTotals, ...],
+) -> None:
+    """Keep the recomputed tenants' totals under their revisions too."""
+    every, revision_of = revisions.tenant_revisions(organisation.id, month, sorted(changed))
+    by_id = {tenant.tenant_id: tenant for tenant in computed}
+    entries = {
+        _key(
+            "tenant", organisation, revision_of.get(t, every), t, str(month), _day(month, today)
+        ): by_id.get(t, ABSENT)
+        for t in changed
+    }
+    _set_many(entries)
+    for key, value in entries.items():
+        _tenant_memo().put(key, value)
 
 
 def _day(month: Month, today: dt.date) -> str:
@@ -109,7 +179,13 @@ def _assemble(organisation: Organisation, month: Month, today: dt.date) -> Month
         )
         for tenant_id in tenant_ids
     }
-    found = dict(zip(keys, _get_many(list(keys.values())), strict=True))
+    memo = _tenant_memo()
+    found = {tenant_id: memo.get(key) for tenant_id, key in keys.items()}
+    unknown = [tenant_id for tenant_id, value in found.items() if value is None]
+    for tenant_id, value in zip(unknown, _get_many([keys[t] for t in unknown]), strict=True):
+        if value is not None:
+            found[tenant_id] = value
+            memo.put(keys[tenant_id], value)
     missing = [tenant_id for tenant_id, value in found.items() if value is None]
     if missing:
         whole = len(missing) == len(keys)
@@ -118,6 +194,8 @@ def _assemble(organisation: Organisation, month: Month, today: dt.date) -> Month
         fresh = {tenant_id: by_id.get(tenant_id, ABSENT) for tenant_id in missing}
         found.update(fresh)
         _set_many({keys[tenant_id]: value for tenant_id, value in fresh.items()})
+        for tenant_id, value in fresh.items():
+            memo.put(keys[tenant_id], value)
     tenants: list[TenantTotals] = [value for value in found.values() if value != ABSENT]
     return assembled_totals(organisation.id, month, today, unit_price, currency, tenants)
 
@@ -137,10 +215,11 @@ def chart_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month
     )
 
     def compute() -> list[tuple[Month, Decimal]]:
+        months = available_months(today)[::-1]
         totals = []
-        for month in available_months(today)[::-1]:
+        for month, revision in revisions.month_revisions(organisation.id, months).items():
             try:
-                totals.append((month, month_summary(organisation, month, today).cost))
+                totals.append((month, _summary(organisation, month, today, revision).cost))
             except NoPriceError:
                 continue
         return totals
@@ -205,23 +284,30 @@ class Memo:
 
 
 _MEMOS: WeakKeyDictionary[object, Memo] = WeakKeyDictionary()
+_TENANT_MEMOS: WeakKeyDictionary[object, Memo] = WeakKeyDictionary()
 _MEMOS_LOCK = threading.Lock()
 
 
-def _memo() -> Memo:
+def _memo(memos: WeakKeyDictionary[object, Memo] = _MEMOS, size: int = MEMO_SIZE) -> Memo:
     """The memo in front of this app's cache (a new app, e.g. in each test, has a cache and so
     a memo of its own)."""
     backend = cache.cache
-    memo = _MEMOS.get(backend)
+    memo = memos.get(backend)
     if memo is None:
         with _MEMOS_LOCK:
-            memo = _MEMOS.setdefault(backend, Memo())
+            memo = memos.setdefault(backend, Memo(size))
     return memo
 
 
+def _tenant_memo() -> Memo:
+    """The memo of tenants' month figures in front of this app's cache."""
+    return _memo(_TENANT_MEMOS, TENANT_MEMO_SIZE)
+
+
 def clear_memo() -> None:
-    """Forget what this app's memo keeps (benchmarks measuring a cold start)."""
+    """Forget what this app's memos keep (benchmarks measuring a cold start)."""
     _MEMOS.pop(cache.cache, None)
+    _TENANT_MEMOS.pop(cache.cache, None)
 
 
 def _key(kind: str, organisation: Organisation, revision: int, *parts: object) -> str:

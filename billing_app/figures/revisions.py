@@ -9,7 +9,9 @@ from one month to the next: the current month's revision covers every month befo
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import case, func, or_, select
 
 from billing_app.extensions import db
 from billing_app.figures.months import Month
@@ -26,6 +28,20 @@ def month_revision(organisation_id: int, month: Month) -> int:
     return found or 0
 
 
+def month_revisions(organisation_id: int, months: Sequence[Month]) -> dict[Month, int]:
+    """The revision of each of `months`, in one query."""
+    if not months:
+        return {}
+    columns = [
+        func.max(case((UsageChange.from_day < month.end, UsageChange.id), else_=None))
+        for month in months
+    ]
+    row = db.session.execute(
+        select(*columns).where(UsageChange.organisation_id == organisation_id)
+    ).one()
+    return {month: revision or 0 for month, revision in zip(months, row, strict=True)}
+
+
 def latest_revision(organisation_id: int) -> int:
     """The newest change of the organisation's usage data, whatever its day (0: none)."""
     found = db.session.scalar(
@@ -34,18 +50,47 @@ def latest_revision(organisation_id: int) -> int:
     return found or 0
 
 
-def tenant_revisions(organisation_id: int, month: Month) -> tuple[int, dict[int, int]]:
-    """The revision of every tenant's figures of `month`: the revision of the changes of every
-    tenant, and each tenant's own newest change if newer (one grouped query)."""
+def tenant_revisions(
+    organisation_id: int, month: Month, tenant_ids: Collection[int] | None = None
+) -> tuple[int, dict[int, int]]:
+    """The revision of every tenant's figures of `month` (or of those of `tenant_ids`): the
+    revision of the changes of every tenant, and each tenant's own newest change if newer (one
+    grouped query)."""
+    chosen = (
+        ()
+        if tenant_ids is None
+        else (or_(UsageChange.tenant_id.is_(None), UsageChange.tenant_id.in_(list(tenant_ids))),)
+    )
     rows = db.session.execute(
         select(UsageChange.tenant_id, func.max(UsageChange.id))
-        .where(UsageChange.organisation_id == organisation_id, UsageChange.from_day < month.end)
+        .where(
+            UsageChange.organisation_id == organisation_id,
+            UsageChange.from_day < month.end,
+            *chosen,
+        )
         .group_by(UsageChange.tenant_id)
     ).all()
     every = max((revision for tenant_id, revision in rows if tenant_id is None), default=0)
     return every, {
         tenant_id: max(revision, every) for tenant_id, revision in rows if tenant_id is not None
     }
+
+
+def changed_tenants(organisation_id: int, month: Month, after: int, until: int) -> set[int | None]:
+    """The tenants (None: every tenant) whose figures of `month` changed after revision
+    `after`, up to `until`: one indexed query, of the few changes in between."""
+    return set(
+        db.session.scalars(
+            select(UsageChange.tenant_id)
+            .where(
+                UsageChange.organisation_id == organisation_id,
+                UsageChange.id > after,
+                UsageChange.id <= until,
+                UsageChange.from_day < month.end,
+            )
+            .distinct()
+        )
+    )
 
 
 def tenant_revision(organisation_id: int, tenant_id: int, month: Month) -> int:
