@@ -488,7 +488,7 @@ def test_reports_a_sync_made_stale_are_rebuilt_in_the_background_once(
         key = ReportKey.of(organisation_id, revision, JANUARY, today_utc())
         assert record_of(report_queue, key)["state"] == "queued"
     rebuilt = worker_factory()
-    wait_for(lambda: jobs(app).store.has(key))
+    wait_for(lambda: jobs(app).store.has(key) and JANUARY_BUILT in rebuilt.log)
     wait_for(lambda: record_of(report_queue, key) is None)
     # The build of the first sync's revision stopped at once: January was built once.
     assert rebuilt.log.count(JANUARY_BUILT) == 1
