@@ -61,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .billing_email import views as billing_email
     from .exports import views as exports
     from .invoices import views as invoices
+    from .notifications import views as notifications
     from .portal import views as portal
     from .tenants import views as tenants
     from .usage import views as usage
@@ -75,6 +76,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(invoices.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(health.bp)
+    notifications.init_app(app)
     errors.init_app(app)
 
     from . import cli

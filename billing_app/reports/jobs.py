@@ -122,6 +122,9 @@ def _create(app: Flask) -> Jobs:
             finally:
                 db.session.remove()
 
+    from billing_app.notifications.tasks import register as register_notification_tasks
+
+    register_notification_tasks(queue, app)
     return Jobs(queue, build, closed_months, ReportStore(app.config["REPORT_DIR"]))
 
 

@@ -20,6 +20,7 @@ from billing_app.access import can, htmx_target, is_htmx, requires
 from billing_app.billing_email import service as billing_email
 from billing_app.figures.cache import remembered
 from billing_app.figures.months import today_utc
+from billing_app.notifications import views as notifications_views
 from billing_app.permissions import Action
 from billing_app.reports import views as reports_views
 from billing_app.reports.writer import CURRENCY_SYMBOLS
@@ -75,6 +76,7 @@ def render_page(status: int = 200, **context):
     context.setdefault("email_notice", flashed[0] if flashed else None)
     context.setdefault("organisation", current_user.organisation)
     context.setdefault("email_history", billing_email.history(current_user.organisation_id))
+    context.setdefault("notifications", notifications_views.for_usage_page())
     if "summary" not in context:
         context["summary"] = summary_of(current_user.organisation, None, today_utc())
     table = context.pop("table", None)

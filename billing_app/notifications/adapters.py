@@ -1,0 +1,87 @@
+"""The one place the notifications call into other features' internals: the billing-email
+address rules, the month's figures and projection, the `tenants.csv` export, the Stripe
+gateway and the job queue. When those move, only this file follows them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask import Flask, current_app
+from huey.api import Huey
+
+from billing_app.billing_email.service import InvalidEmail, normalise
+from billing_app.exports import csv as exports_csv
+from billing_app.figures.cache import month_headline, month_summary
+from billing_app.figures.calculator import MonthTotals
+from billing_app.figures.months import FIRST_MONTH, Month, today_utc
+from billing_app.figures.proration import NoPriceError
+from billing_app.models import Organisation
+from billing_app.stripe_gateway import StripeInvoice, StripeUnavailable, gateway
+
+__all__ = [
+    "FIRST_MONTH",
+    "InvalidEmail",
+    "Month",
+    "MonthTotals",
+    "NoPriceError",
+    "StripeInvoice",
+    "StripeUnavailable",
+    "fetch_invoice",
+    "month_totals",
+    "normalise_address",
+    "projected_cost",
+    "queue",
+    "tenants_csv",
+    "today_utc",
+]
+
+
+def normalise_address(raw: str | None) -> str:
+    """The address as the billing email's rules accept it, or InvalidEmail saying why."""
+    return normalise(raw)
+
+
+def projected_cost(organisation: Organisation, today: dt.date) -> tuple[Decimal, str] | None:
+    """The current month's projected month-end cost and its currency (None without a price)."""
+    try:
+        headline = month_headline(organisation, Month.of(today), today)
+    except NoPriceError:
+        return None
+    cost = headline.projected_cost if headline.projected_cost is not None else headline.cost
+    return cost, headline.currency
+
+
+def month_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
+    """A month's figures per tenant (None when the month has no price or is before 2026)."""
+    if month < FIRST_MONTH:
+        return None
+    try:
+        return month_summary(organisation, month, today)
+    except NoPriceError:
+        return None
+
+
+def tenants_csv(organisation: Organisation, month: Month, today: dt.date) -> tuple[str, bytes]:
+    """The month's `tenants.csv` as the export names and writes it."""
+    totals = month_summary(organisation, month, today)
+    previous = None
+    if before := exports_csv.previous_month(month):
+        previous = month_totals(organisation, before, today)
+    rows = exports_csv.tenant_rows(
+        totals, previous, exports_csv.microsoft_tenant_ids(organisation.id)
+    )
+    body = "".join(exports_csv.chunks(exports_csv.TENANT_COLUMNS, rows))
+    return exports_csv.filename(organisation, month, "tenants"), body.encode("utf-8")
+
+
+def fetch_invoice(invoice_id: str) -> StripeInvoice | None:
+    """The invoice as Stripe gives it now (its page and PDF links are fresh)."""
+    return gateway().invoice(invoice_id)
+
+
+def queue(app: Flask | None = None) -> Huey:
+    """The job queue the worker runs (the reports' queue: one worker runs every job)."""
+    from billing_app.reports.jobs import jobs
+
+    return jobs(app or current_app._get_current_object()).queue  # type: ignore[attr-defined]
