@@ -170,6 +170,49 @@ def demo_invoices(slug: str) -> None:
     click.echo(f"{slug} now has {len(created)} invoices at Stripe customer {customer}.")
 
 
+@demo_cli.command("finalize-invoice")
+@click.argument("slug", metavar="ORG")
+@click.option("--month", help="YYYY-MM (default: last month)")
+def demo_finalize_invoice(slug: str, month: str | None) -> None:
+    """Local Stripe server only: issue a draft invoice of a month for the organisation and
+    finalize it, so that Stripe sends the signed invoice.finalized webhook (the statement)."""
+    try:
+        from dev.stripe_local.invoices import create_invoices
+    except ImportError as error:
+        raise click.ClickException("This needs the development tools (dev/).") from error
+    import stripe
+
+    from .figures.cache import month_summary
+    from .figures.months import Month, today_utc
+    from .figures.proration import NoPriceError
+    from .stripe_gateway import build_client
+
+    organisation = _organisation(slug)
+    if not organisation.stripe_customer_id:
+        raise click.ClickException(f"{slug} has no Stripe customer: run billing link-stripe first.")
+    today = today_utc()
+    chosen = Month.parse(month) if month else Month.of(today).previous()
+    try:
+        totals = month_summary(organisation, chosen, today)
+    except NoPriceError as error:
+        raise click.ClickException(f"{chosen.label} has no price.") from error
+    amount = int(totals.cost.scaleb(2).to_integral_value())
+    spec = {"period": str(chosen), "amount": amount, "currency": totals.currency}
+    try:
+        [draft] = create_invoices(
+            current_app.config["STRIPE_API_BASE"],
+            organisation.stripe_customer_id,
+            [spec | {"status": "draft"}],
+        )
+        invoice = build_client(current_app).v1.invoices.finalize_invoice(draft["id"])
+    except (OSError, RuntimeError, stripe.StripeError) as error:
+        raise click.ClickException(f"No invoice finalized: {error}") from error
+    click.echo(
+        f"Invoice {invoice.number} ({chosen.label}) finalized; Stripe sends invoice.finalized "
+        "to the webhook, and the worker mails the statement to the confirmed contacts."
+    )
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(usage_cli)
     app.cli.add_command(billing_cli)

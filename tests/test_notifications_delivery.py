@@ -488,3 +488,39 @@ def test_contacts_service_never_lists_unconfirmed_addresses(app, organisation):
         assert contacts.add(org, member, "pending@northwind.example").ok
         assert contacts.confirmed_addresses(organisation.id) == []
         assert alerts.recipients(org) == [(None, "billing@northwind.example")]
+
+
+def test_the_local_stripe_server_finalizes_an_invoice_and_sends_the_signed_webhook(
+    app, organisation, stripe_server, stripe_client, live_server, mail_server
+):
+    """What `flask demo finalize-invoice` does under `make run`: the whole path to the outbox."""
+    import uuid
+
+    stripe_server.register_webhook(
+        f"{live_server.url}/webhooks/stripe",
+        app.config["STRIPE_WEBHOOK_SECRET"],
+        ["invoice.finalized"],
+        name=f"notifications-{uuid.uuid4().hex[:8]}",
+    )
+    [draft] = create_invoices(
+        stripe_server.api_base,
+        organisation.stripe_customer_id,
+        [{"period": "2026-10", "amount": 5000, "currency": "usd", "status": "draft"}],
+    )
+    assert draft["status"] == "draft" and draft["number"] is None
+    invoice = stripe_client.v1.invoices.finalize_invoice(draft["id"])
+    assert invoice.status == "open" and invoice.number
+    deadline = time.monotonic() + 15
+    found = None
+    while time.monotonic() < deadline and found is None:
+        with app.app_context():
+            found = db.session.get(Statement, draft["id"])
+        time.sleep(0.1)
+    assert found is not None and found.organisation_id == organisation.id
+    assert "notifications_statement" in [t.name for t in adapters.queue(app).pending()]
+
+
+def test_flask_worker_is_the_reports_worker_by_a_shorter_name(app):
+    result = app.test_cli_runner().invoke(args=["worker", "--help"])
+    assert result.exit_code == 0
+    assert "reports, mail, alerts" in result.output
