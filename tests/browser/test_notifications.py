@@ -30,7 +30,7 @@ def section(app, organisation) -> None:
             organisation_id=org.id,
             kind="statement",
             recipient="someone.with.a.very.long.address@accounts.northwind-example.com",
-            subject="Invoice NW-2026-0011 for November 2026 — Northwind Traders Regional Healthcare",
+            subject="Invoice NW-2026-0011 for November 2026 — Northwind Traders Regional Care",
             message=b"x",
             key="browser-failed",
         )
