@@ -377,3 +377,53 @@ def test_alert_settings_are_saved_and_a_refusal_keeps_what_was_typed(admin, app)
     with app.app_context():
         saved = db.session.scalar(select(AlertSettings))
         assert (saved.budget, saved.growth_percent, saved.growth_min_users) == (None, None, None)
+
+
+def test_without_public_url_nothing_is_added_and_the_error_is_logged(admin, app, caplog):
+    app.config["PUBLIC_URL"] = None
+    with caplog.at_level("ERROR", logger="billing_app.notifications"):
+        response = admin.post(CONTACTS, {"email": "nourl@northwind.example"})
+    assert response.status_code == 503
+    assert "PUBLIC_URL" in response.get_data(as_text=True)
+    assert "PUBLIC_URL is not set" in caplog.text
+    assert contact(app, "nourl@northwind.example") is None
+    assert outbox(app) == []
+
+
+def test_mail_settings_defaults_and_production(monkeypatch, tmp_path):
+    from billing_app.config import ConfigError, from_environment
+
+    for name in ("SMTP_URL", "MAIL_FROM", "PUBLIC_URL", "PETRA_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    settings = from_environment(tmp_path)
+    assert settings["SMTP_URL"] == "smtp://127.0.0.1:8025"
+    assert settings["MAIL_FROM"] == "Petra Billing <billing@petra.localhost>"
+    assert settings["PUBLIC_URL"] == "http://127.0.0.1:5000"
+    monkeypatch.setenv("SMTP_URL", "http://mail.example")
+    with pytest.raises(ConfigError, match="SMTP_URL"):
+        from_environment(tmp_path)
+    monkeypatch.setenv("SMTP_URL", "smtp+starttls://user:p%40ss@relay.example:587")
+    monkeypatch.setenv("PUBLIC_URL", "https://billing.petra.example/")
+    settings = from_environment(tmp_path)
+    assert settings["PUBLIC_URL"] == "https://billing.petra.example"
+    from billing_app.notifications.smtp import Relay
+
+    relay = Relay.parse(settings["SMTP_URL"])
+    assert (relay.scheme, relay.host, relay.port, relay.username, relay.password) == (
+        "smtp+starttls",
+        "relay.example",
+        587,
+        "user",
+        "p@ss",
+    )
+    assert "p@ss" not in str(relay)
+    # Production has no development defaults: both are needed once there is mail to send.
+    monkeypatch.setenv("PETRA_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "s" * 32)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_x")
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("SERVER_NAME", "billing.petra.example")
+    monkeypatch.delenv("SMTP_URL")
+    monkeypatch.delenv("PUBLIC_URL")
+    settings = from_environment(tmp_path)
+    assert settings["SMTP_URL"] is None and settings["PUBLIC_URL"] is None

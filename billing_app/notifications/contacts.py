@@ -9,6 +9,7 @@ import enum
 import hashlib
 import hmac
 import html
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -24,6 +25,12 @@ MAX_CONTACTS = 10
 LINK_VALID = dt.timedelta(days=7)
 ADD_RATE_LIMIT = "10 per minute"
 TOO_MANY_ADDS = "That is a lot of contacts added in a short time. Wait a minute, then try again."
+MAIL_NOT_SET_UP = (
+    "Mail is not set up on this server yet, so no confirmation link can be sent. "
+    "Ask your Petra administrator to set PUBLIC_URL."
+)
+
+log = logging.getLogger("billing_app.notifications")
 
 ADDED, CONFIRMED, REMOVED, UNSUBSCRIBED = (
     "billing_contact_added",
@@ -127,7 +134,8 @@ def add(organisation: Organisation, member: Member, raw: str | None) -> AddResul
     if _count(organisation.id) > MAX_CONTACTS:
         return _refused(409, f"An organisation has at most {MAX_CONTACTS} billing contacts.")
     _audit(organisation.id, member, ADDED, email)
-    _send_link(organisation, contact)
+    if not _send_link(organisation, contact):
+        return _refused(503, MAIL_NOT_SET_UP)
     db.session.commit()
     return AddResult(
         True,
@@ -146,8 +154,18 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _send_link(organisation: Organisation, contact: BillingContact) -> None:
-    """A fresh single-use link (the old one stops working), mailed through the outbox."""
+def _send_link(organisation: Organisation, contact: BillingContact) -> bool:
+    """A fresh single-use link (the old one stops working), mailed through the outbox; False
+    when mail is not set up (PUBLIC_URL missing), which is logged."""
+    try:
+        _queue_link(organisation, contact)
+    except mail.MailNotConfigured as problem:
+        log.error("billing contact not added: %s", problem)
+        return False
+    return True
+
+
+def _queue_link(organisation: Organisation, contact: BillingContact) -> None:
     token = secrets.token_urlsafe(32)
     contact.token_hash = _hash(token)
     contact.token_expires_at = utcnow() + LINK_VALID
@@ -187,7 +205,8 @@ def resend(organisation: Organisation, contact_id: int) -> AddResult:
         return AddResult(False, 404, "That contact is not on the list any more.")
     if contact.confirmed:
         return AddResult(False, 409, f"{contact.email} has confirmed already.")
-    _send_link(organisation, contact)
+    if not _send_link(organisation, contact):
+        return _refused(503, MAIL_NOT_SET_UP)
     db.session.commit()
     return AddResult(True, 200, f"A new confirmation link was sent to {contact.email}.")
 
