@@ -456,29 +456,52 @@ def test_the_alert_is_unique_in_the_database(app, usage):
 
 def test_every_import_runs_the_alert_check_even_one_that_changes_nothing(app, mail_server):
     from billing_app.importer import import_file
+    from billing_app.notifications.models import AlertCheckRequest
     from tests.factories import northwind
+
+    def requested() -> list[int]:
+        with app.app_context():
+            return db.session.scalars(select(AlertCheckRequest.organisation_id)).all()
 
     with app.app_context():
         import_file(northwind())
-        import_file(northwind())
-    pending = [t for t in adapters.queue(app).pending() if t.name == "notifications_alerts"]
-    assert len(pending) == 2
-    with app.app_context():
-        organisation = db.session.scalar(select(Organisation))
+        organisation_id = db.session.scalar(select(Organisation.id))
         member = db.session.scalar(select(Member).where(Member.role == "admin"))
-        alert_settings.save(
-            organisation.id, member, alert_settings.Alerts(Decimal("0.01"), None, None)
-        )
-    _run_pending(app, "notifications_alerts")
-    _run_pending(app, "notifications_alerts")
-    assert _sent(app) == [("budget", 80, ""), ("budget", 100, "")]
+        budget = alert_settings.Alerts(Decimal("0.01"), None, None)
+        alert_settings.save(organisation_id, member, budget)
+    assert requested() == [organisation_id]
     with app.app_context():
-        import_file(northwind())
-    _run_pending(app, "notifications_alerts")
+        assert alerts.run_requested_checks(today_utc()) == 2
+    assert requested() == []
+    assert _sent(app) == [("budget", 80, ""), ("budget", 100, "")]
+    for _ in range(2):
+        with app.app_context():
+            summary = import_file(northwind())  # changes nothing
+        assert not summary.changed
+        assert requested() == [organisation_id]  # asked for all the same
+        with app.app_context():
+            assert alerts.run_requested_checks(today_utc()) == 0  # and sent nothing again
     assert _sent(app) == [("budget", 80, ""), ("budget", 100, "")]
     with app.app_context():
         recipients = [r.recipient for r in db.session.scalars(select(OutboxMessage))]
     assert recipients == ["billing@northwind.example", "billing@northwind.example"]
+
+
+def test_the_worker_sweep_runs_the_requested_checks(app, usage, mail_server):
+    from billing_app.notifications.models import AlertCheckRequest
+
+    _set(app, usage.id, budget=Decimal("50.00"))
+    with app.app_context():
+        alerts.request_check(usage.id)
+        alerts.request_check(usage.id)  # twice: one request
+        assert len(db.session.scalars(select(AlertCheckRequest)).all()) == 1
+    tasks.tasks(app).sweep.call_local()  # what the worker runs every minute
+    assert _sent(app) == [("budget", 80, ""), ("budget", 100, "")]
+    _run_pending(app, "notifications_drain")
+    assert sorted(m["Subject"].split(":")[0] for m in mail_server.messages) == [
+        "Budget alert",
+        "Budget alert",
+    ]
 
 
 def test_contacts_service_never_lists_unconfirmed_addresses(app, organisation):

@@ -1,5 +1,6 @@
 """The notifications' jobs on the worker (the one worker process runs every background job):
-draining the outbox, building statements, and checking alerts after each import and daily.
+draining the outbox, building statements, and checking alerts after each import (the sweep
+runs the checks imports asked for), after the settings are saved, and daily.
 
 The drain runs when something is queued (the web side enqueues it after its commit), again
 when a retry or a lapsed claim falls due (scheduled at that moment, so retries begin within
@@ -31,6 +32,7 @@ class Tasks:
     drain: TaskWrapper
     build_statement: TaskWrapper
     check_alerts: TaskWrapper
+    sweep: TaskWrapper
 
 
 def register(queue: Huey, app: Flask) -> Tasks:
@@ -82,6 +84,7 @@ def register(queue: Huey, app: Flask) -> Tasks:
             try:
                 for invoice_id in statements.pending():
                     build_statement(invoice_id)
+                alerts.run_requested_checks(adapters.today_utc())
             finally:
                 db.session.remove()
         drain()
@@ -90,7 +93,7 @@ def register(queue: Huey, app: Flask) -> Tasks:
     def on_startup():
         drain()
 
-    app.extensions["notifications_tasks"] = Tasks(drain, build_statement, check_alerts)
+    app.extensions["notifications_tasks"] = Tasks(drain, build_statement, check_alerts, sweep)
     return app.extensions["notifications_tasks"]
 
 
@@ -143,8 +146,10 @@ def check_alerts_soon(organisation_id: int) -> None:
 
 
 def after_import(organisation_id: int) -> None:
-    """Every import runs the alert check (after its commit), even one that changed nothing."""
-    check_alerts_soon(organisation_id)
+    """Every import runs the alert check (after its commit), even one that changed nothing:
+    the request is recorded in the database and the worker's sweep (every minute) runs it.
+    (Recorded rather than queued, so an import touches nothing but the database.)"""
+    alerts.request_check(organisation_id)
 
 
 def after_invoice_finalized(invoice_id: str) -> None:
