@@ -456,12 +456,18 @@ def test_the_alert_is_unique_in_the_database(app, usage):
 
 def test_every_import_runs_the_alert_check_even_one_that_changes_nothing(app, mail_server):
     from billing_app.importer import import_file
-    from billing_app.notifications.models import AlertCheckRequest
     from tests.factories import northwind
 
     def requested() -> list[int]:
         with app.app_context():
-            return db.session.scalars(select(AlertCheckRequest.organisation_id)).all()
+            ids = db.session.scalars(select(Organisation.id)).all()
+        store = adapters.queue(app)
+        return [i for i in ids if store.get(f"notifications-alert-check:{i}", peek=True)]
+
+    def sweep() -> int:
+        before = len(_sent(app))
+        tasks.tasks(app).sweep.call_local()
+        return len(_sent(app)) - before
 
     with app.app_context():
         import_file(northwind())
@@ -470,8 +476,7 @@ def test_every_import_runs_the_alert_check_even_one_that_changes_nothing(app, ma
         budget = alert_settings.Alerts(Decimal("0.01"), None, None)
         alert_settings.save(organisation_id, member, budget)
     assert requested() == [organisation_id]
-    with app.app_context():
-        assert alerts.run_requested_checks(today_utc()) == 2
+    assert sweep() == 2
     assert requested() == []
     assert _sent(app) == [("budget", 80, ""), ("budget", 100, "")]
     for _ in range(2):
@@ -479,8 +484,7 @@ def test_every_import_runs_the_alert_check_even_one_that_changes_nothing(app, ma
             summary = import_file(northwind())  # changes nothing
         assert not summary.changed
         assert requested() == [organisation_id]  # asked for all the same
-        with app.app_context():
-            assert alerts.run_requested_checks(today_utc()) == 0  # and sent nothing again
+        assert sweep() == 0  # and sent nothing again
     assert _sent(app) == [("budget", 80, ""), ("budget", 100, "")]
     with app.app_context():
         recipients = [r.recipient for r in db.session.scalars(select(OutboxMessage))]
@@ -488,13 +492,11 @@ def test_every_import_runs_the_alert_check_even_one_that_changes_nothing(app, ma
 
 
 def test_the_worker_sweep_runs_the_requested_checks(app, usage, mail_server):
-    from billing_app.notifications.models import AlertCheckRequest
-
     _set(app, usage.id, budget=Decimal("50.00"))
     with app.app_context():
-        alerts.request_check(usage.id)
-        alerts.request_check(usage.id)  # twice: one request
-        assert len(db.session.scalars(select(AlertCheckRequest)).all()) == 1
+        tasks.after_import(usage.id)
+        tasks.after_import(usage.id)  # twice: one check
+    assert adapters.queue(app).pending_count() == 0  # a request, not a task
     tasks.tasks(app).sweep.call_local()  # what the worker runs every minute
     assert _sent(app) == [("budget", 80, ""), ("budget", 100, "")]
     _run_pending(app, "notifications_drain")

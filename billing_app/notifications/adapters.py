@@ -8,9 +8,11 @@ import datetime as dt
 from decimal import Decimal
 
 from flask import Flask, current_app
+from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
 from billing_app.billing_email.service import InvalidEmail, normalise
+from billing_app.config import QUEUE_SCHEMES
 from billing_app.exports import csv as exports_csv
 from billing_app.figures.cache import month_headline, month_summary
 from billing_app.figures.calculator import MonthTotals
@@ -32,6 +34,7 @@ __all__ = [
     "normalise_address",
     "projected_cost",
     "queue",
+    "queue_store",
     "tenants_csv",
     "today_utc",
 ]
@@ -85,3 +88,12 @@ def queue(app: Flask | None = None) -> Huey:
     from billing_app.reports.jobs import jobs
 
     return jobs(app or current_app._get_current_object()).queue  # type: ignore[attr-defined]
+
+
+def queue_store(app: Flask) -> Huey:
+    """The queue's storage as the app's settings name it now, for a key and value only (no
+    tasks): the same store the worker's queue reads."""
+    url, name = app.config["QUEUE_URL"], app.config["QUEUE_NAME"]
+    if url.startswith(QUEUE_SCHEMES):
+        return RedisHuey(name, url=url, results=False)
+    return SqliteHuey(name, filename=url.removeprefix("sqlite:///"), results=False)

@@ -1,5 +1,5 @@
-"""The alert checks, run on the worker after every import (the import records the request
-after its commit; the worker's sweep, every minute, runs it) and once a day.
+"""The alert checks, run on the worker after every import (the import leaves a request in the
+queue's store after its commit; the worker's sweep, every minute, runs it) and once a day.
 
 Budget: the current month's projected month-end cost (the Usage page's projection) reaching
 80 % and 100 % of the budget. Growth: a tenant whose billable users this month exceed last
@@ -18,17 +18,18 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from billing_app.extensions import db
-from billing_app.models import Organisation, utcnow
+from billing_app.models import Organisation
 from billing_app.notifications import adapters, contacts, mail, messages
 from billing_app.notifications import settings as alert_settings
-from billing_app.notifications.models import AlertCheckRequest, SentAlert
+from billing_app.notifications.models import SentAlert
 
 log = logging.getLogger("billing_app.notifications")
 
@@ -48,44 +49,12 @@ class Due:
     detail: dict
 
 
-def request_check(organisation_id: int) -> None:
-    """Ask the worker to check the organisation's alerts (its next sweep, within a minute):
-    called after an import's commit, in a transaction of its own."""
-    now = utcnow()
-    row = db.session.get(AlertCheckRequest, organisation_id)
-    if row is None:
-        db.session.add(AlertCheckRequest(organisation_id=organisation_id, requested_at=now))
-    else:
-        row.requested_at = now
-    try:
-        db.session.commit()
-    except IntegrityError:  # asked at the same moment by another import
-        db.session.rollback()
-        db.session.execute(
-            update(AlertCheckRequest)
-            .where(AlertCheckRequest.organisation_id == organisation_id)
-            .values(requested_at=now)
-        )
-        db.session.commit()
-
-
-def run_requested_checks(today: dt.date) -> int:
-    """Check the organisations asked for; a request made during its check stays for the next."""
-    requests = db.session.execute(
-        select(AlertCheckRequest.organisation_id, AlertCheckRequest.requested_at)
-    ).all()
+def run_requested_checks(today: dt.date, take_request: Callable[[int], bool]) -> int:
+    """Check every organisation whose check was asked for (`take_request` answers whether it
+    was, and takes the request so that it runs once)."""
+    ids = db.session.scalars(select(Organisation.id).order_by(Organisation.id)).all()
     db.session.rollback()
-    sent = 0
-    for organisation_id, requested_at in requests:
-        sent += check(organisation_id, today)
-        db.session.execute(
-            delete(AlertCheckRequest).where(
-                AlertCheckRequest.organisation_id == organisation_id,
-                AlertCheckRequest.requested_at == requested_at,
-            )
-        )
-        db.session.commit()
-    return sent
+    return sum(check(org_id, today) for org_id in ids if take_request(org_id))
 
 
 def check_all(today: dt.date) -> int:

@@ -83,16 +83,6 @@ class AlertSettings(db.Model):
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class AlertCheckRequest(db.Model):
-    """An organisation whose alerts the worker is to check (after an import): one row each,
-    its time raised by every import, removed once a check has run since."""
-
-    __tablename__ = "alert_check_requests"
-
-    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
 class SentAlert(db.Model):
     """An alert sent: at most one per organisation, month, kind, threshold and tenant."""
 

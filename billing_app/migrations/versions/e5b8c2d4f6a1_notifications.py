@@ -1,5 +1,4 @@
-"""Notifications: billing contacts, alert settings, alert checks asked for, alerts and
-statements sent, the outbox
+"""Notifications: billing contacts, alert settings, alerts and statements sent, the outbox
 
 Revision ID: e5b8c2d4f6a1
 Revises: c3d9e1f5a7b2
@@ -60,13 +59,6 @@ def upgrade():
         sa.CheckConstraint(
             'growth_min_users IS NULL OR growth_min_users > 0', name='alert_growth_users_positive'
         ),
-        sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id']),
-        sa.PrimaryKeyConstraint('organisation_id'),
-    )
-    op.create_table(
-        'alert_check_requests',
-        sa.Column('organisation_id', sa.Integer(), nullable=False),
-        sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id']),
         sa.PrimaryKeyConstraint('organisation_id'),
     )
@@ -135,7 +127,6 @@ def downgrade():
     op.drop_index(op.f('ix_statements_organisation_id'), table_name='statements')
     op.drop_table('statements')
     op.drop_table('sent_alerts')
-    op.drop_table('alert_check_requests')
     op.drop_table('alert_settings')
     op.drop_index('billing_contact_live_email', table_name='billing_contacts')
     op.drop_index(op.f('ix_billing_contacts_organisation_id'), table_name='billing_contacts')
