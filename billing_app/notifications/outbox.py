@@ -193,3 +193,15 @@ def next_wake() -> dt.datetime | None:
 
 def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def recent(organisation_id: int, limit: int = 50) -> list[OutboxMessage]:
+    """The organisation's latest messages, newest first: what the page shows."""
+    return list(
+        db.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.organisation_id == organisation_id)
+            .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
+            .limit(limit)
+        )
+    )

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from sqlalchemy import select
+
 from billing_app.extensions import db
-from billing_app.models import AuditEvent, Member, utcnow
+from billing_app.models import AuditEvent, Member, Price, utcnow
 from billing_app.notifications.models import AlertSettings
 
 MAX_BUDGET = Decimal("999999999999.99")
@@ -108,3 +110,14 @@ def _describe(alerts: Alerts) -> str:
         f"budget={alerts.budget or ''} growth_percent={alerts.growth_percent or ''} "
         f"growth_min_users={alerts.growth_min_users or ''}"
     )
+
+
+def currency(organisation_id: int) -> str:
+    """The organisation's currency (of its latest price), as budgets are written in it."""
+    code = db.session.scalar(
+        select(Price.currency)
+        .where(Price.organisation_id == organisation_id)
+        .order_by(Price.from_month.desc())
+        .limit(1)
+    )
+    return (code or "usd").upper()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from billing_app.access import can, is_htmx, requires
-from billing_app.extensions import csrf, db, limiter
-from billing_app.notifications import adapters, alerts, contacts, tasks
+from billing_app.extensions import csrf, limiter
+from billing_app.notifications import adapters, alerts, contacts, outbox, tasks
 from billing_app.notifications import settings as alert_settings
-from billing_app.notifications.models import OutboxMessage
 from billing_app.permissions import Action
 
 bp = Blueprint("notifications", __name__, url_prefix="/settings/usage/notifications")
@@ -36,31 +34,14 @@ def section_context(**extra) -> dict:
         "alert_errors": {},
         "billing_email_unsubscribed": saved.billing_email_unsubscribed,
         "alerts_sent": alerts.sent_this_month(organisation.id, today),
-        "currency": _currency(organisation.id),
-        "outbox": db.session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.organisation_id == organisation.id)
-            .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
-            .limit(RECENT_MESSAGES)
-        ).all(),
+        "currency": alert_settings.currency(organisation.id),
+        "outbox": outbox.recent(organisation.id, RECENT_MESSAGES),
         "contact_email": "",
         "contact_error": None,
         "notice": None,
     }
     context.update(extra)
     return context
-
-
-def _currency(organisation_id: int) -> str:
-    from billing_app.models import Price
-
-    currency = db.session.scalar(
-        select(Price.currency)
-        .where(Price.organisation_id == organisation_id)
-        .order_by(Price.from_month.desc())
-        .limit(1)
-    )
-    return (currency or "usd").upper()
 
 
 def _answer(status: int = 200, **extra):
