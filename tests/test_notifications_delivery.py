@@ -549,3 +549,20 @@ def test_flask_worker_is_the_reports_worker_by_a_shorter_name(app):
     result = app.test_cli_runner().invoke(args=["worker", "--help"])
     assert result.exit_code == 0
     assert "reports, mail, alerts" in result.output
+
+
+def test_flask_demo_finalize_invoice_finalizes_one_at_the_local_stripe_server(
+    app, organisation, stripe_client
+):
+    with app.app_context():
+        org = db.session.get(Organisation, organisation.id)
+        add_tenant(org, "Contoso Ltd", users=(("Grace Hopper", (("2025-12-01", None),)),))
+    result = app.test_cli_runner().invoke(
+        args=["demo", "finalize-invoice", "northwind-msp", "--month", "2026-09"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "finalized" in result.output
+    [invoice] = stripe_client.v1.invoices.list(
+        params={"customer": organisation.stripe_customer_id}
+    ).data
+    assert invoice.status == "open" and invoice.amount_due == 300  # one user at 3.00
