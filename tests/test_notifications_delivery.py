@@ -566,3 +566,28 @@ def test_flask_demo_finalize_invoice_finalizes_one_at_the_local_stripe_server(
         params={"customer": organisation.stripe_customer_id}
     ).data
     assert invoice.status == "open" and invoice.amount_due == 300  # one user at 3.00
+
+
+def test_checks_running_at_once_send_each_alert_once(app, usage):
+    import threading
+
+    _set(app, usage.id, budget=Decimal("50.00"), growth_percent=20, growth_min_users=3)
+    start = threading.Barrier(4)
+    counts: list[int] = []
+
+    def worker() -> None:
+        with app.app_context():
+            start.wait()
+            counts.append(alerts.check(usage.id, today_utc()))
+            db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(counts) == 4  # 80 %, 100 % and two growing tenants, each by one check
+    assert len(_sent(app)) == 4
+    with app.app_context():
+        keys = [r.dedupe_key for r in db.session.scalars(select(OutboxMessage))]
+    assert len(keys) == 4  # one recipient (the billing email) per alert, no copies
