@@ -57,6 +57,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     stripe_gateway.init_app(app)
 
     from . import errors, health
+    from .api import views as api
+    from .api_tokens import views as api_tokens
     from .auth import views as auth
     from .billing_email import views as billing_email
     from .exports import views as exports
@@ -75,6 +77,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(invoices.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api_tokens.bp)
+    api.init_app(app)
     errors.init_app(app)
 
     from . import cli

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
@@ -23,6 +23,7 @@ from billing_app.figures import calculator
 from billing_app.figures.calculator import MonthTotals
 from billing_app.figures.months import FIRST_MONTH, Month
 from billing_app.figures.proration import price_for
+from billing_app.figures.queries import Tenants
 from billing_app.models import Organisation, Tenant
 
 TENANT_COLUMNS = (
@@ -118,14 +119,21 @@ def chunks(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[
 # --- What goes in the rows ---------------------------------------------------------------
 
 
+def as_stored(text: str) -> str:
+    """Customer text as it is stored, for answers that are not spreadsheets (the API)."""
+    return text
+
+
 def tenant_rows(
     month_totals: MonthTotals,
     previous: MonthTotals | None,
     microsoft_ids: dict[int, str],
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
     """One row per tenant onboarded at some point in the month (zeros when it had no billable
     user), with its figures the month before (empty when that month cannot be shown: before
-    January 2026, or without a price)."""
+    January 2026, or without a price). Customer text goes through `text` (`neutralised` for
+    the CSV, `as_stored` for the API)."""
     before = {t.tenant_id: t for t in previous.tenants} if previous else {}
     for tenant in month_totals.tenants:
         earlier = before.get(tenant.tenant_id)
@@ -138,9 +146,9 @@ def tenant_rows(
             previous_users, previous_cost = earlier.billable_users, money(earlier.cost)
         yield [
             str(month_totals.month),
-            neutralised(tenant.external_id),
-            neutralised(tenant.name),
-            neutralised(microsoft_ids.get(tenant.tenant_id, "")),
+            text(tenant.external_id),
+            text(tenant.name),
+            text(microsoft_ids.get(tenant.tenant_id, "")),
             tenant.billable_users,
             units(tenant.units),
             price(month_totals.unit_price),
@@ -169,23 +177,32 @@ def previous_month(month: Month) -> Month | None:
 
 
 def user_rows(
-    organisation: Organisation, month: Month, today: dt.date, tenant_id: int | None = None
+    organisation: Organisation,
+    month: Month,
+    today: dt.date,
+    tenant_id: Tenants = None,
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
-    """One row per billable user of the month (or of one tenant), streamed from the
-    calculator in the order the identities were imported. `NoPriceError` when the month has
-    no unit price, raised before the first row."""
+    """One row per billable user of the month (or of one tenant, or of some: a collection of
+    tenant ids), streamed from the calculator in the order the identities were imported.
+    `NoPriceError` when the month has no unit price, raised before the first row. Customer
+    text goes through `text`, as in `tenant_rows`."""
     data = calculator.load(organisation.id, [month], today, tenant_id)
     _, currency = price_for(data.prices, month)
-    return _user_rows(data, month, today, currency.upper())
+    return _user_rows(data, month, today, currency.upper(), text)
 
 
 def _user_rows(
-    data: calculator.Loaded, month: Month, today: dt.date, currency: str
+    data: calculator.Loaded,
+    month: Month,
+    today: dt.date,
+    currency: str,
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
     # A line's units and cost depend on its billable days alone, its dates are days of the
     # month and its tenant is one of a few: each is written once and looked up after.
     tenants = {
-        t.id: [neutralised(t.external_id), neutralised(t.name), neutralised(t.microsoft_tenant_id)]
+        t.id: [text(t.external_id), text(t.name), text(t.microsoft_tenant_id)]
         for t in data.tenants
     }
     month_text = str(month)
@@ -208,9 +225,9 @@ def _user_rows(
         yield [
             month_text,
             *tenants[line.tenant_id],
-            neutralised(line.external_id),
-            neutralised(line.display_name),
-            neutralised(line.user_principal_name),
+            text(line.external_id),
+            text(line.display_name),
+            text(line.user_principal_name),
             first,
             last,
             line.billable_days,
