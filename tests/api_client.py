@@ -90,7 +90,5 @@ class ApiClient:
         content = listed.get("content", {}).get("application/json")
         if content is not None:
             schema = {**content["schema"], "components": document["components"]}
-            jsonschema.validate(
-                response.get_json(), schema, cls=jsonschema.Draft202012Validator
-            )
+            jsonschema.validate(response.get_json(), schema, cls=jsonschema.Draft202012Validator)
         self.checked += 1

@@ -14,14 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import event, select
-from werkzeug.security import generate_password_hash
 
 from billing_app.api_tokens import service as tokens
 from billing_app.exports.csv import neutralised
 from billing_app.extensions import db
 from billing_app.figures.months import Month, available_months, today_utc
 from billing_app.importer import import_file
-from billing_app.models import ApiToken, Member, Organisation, Tenant
+from billing_app.models import ApiToken, Member, Organisation
 from dev.sample_data import organisation_data
 from tests.api_client import API, ApiClient, make_token
 from tests.factories import PASSWORD, add_tenant, make_organisation
@@ -42,7 +41,10 @@ def api(app, organisation) -> ApiClient:
             org,
             "=Fabrikam",
             pauses=(("2026-03-01", "2026-03-08"),),
-            users=(("Alan Turing", (("2026-02-10", "2026-03-20"),)), ("Ada", (("2025-12-01", None),))),
+            users=(
+                ("Alan Turing", (("2026-02-10", "2026-03-20"),)),
+                ("Ada", (("2025-12-01", None),)),
+            ),
         )
         add_tenant(org, "Empty Ltd")
         db.session.remove()
@@ -89,7 +91,9 @@ def _sign_in(client, email: str, password: str) -> None:
 def test_every_month_equals_the_csv_exports(app, api):
     """Northwind of the factories, and a sample organisation with hostile names, every month."""
     with app.app_context():
-        import_file(organisation_data(slug="sample-msp", tenants=25, identities_per_tenant=6, seed=7))
+        import_file(
+            organisation_data(slug="sample-msp", tenants=25, identities_per_tenant=6, seed=7)
+        )
         db.session.remove()
     for slug, email, password in (
         ("sample-msp", "admin@sample-msp.example", "demo-admin"),
@@ -272,7 +276,9 @@ def test_missing_malformed_or_unknown_token_is_401(api, header, says):
 def test_expired_token_is_401(app, api):
     secret = make_token(app, expires_in_days=30)
     with app.app_context():
-        row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == tokens.digest(secret)))
+        row = db.session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == tokens.digest(secret))
+        )
         row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         db.session.commit()
     response = api.get("months", token=secret)
@@ -327,7 +333,7 @@ def test_a_cursor_from_another_list_or_tampered_with_is_400(api):
     cursor = parse_qs(urlsplit(march).query)["cursor"][0]
     # The same list goes on with it.
     assert api.get(f"months/{CLOSED}/tenants?limit=1&cursor={cursor}").status_code == 200
-    for other in (f"months/2026-04/tenants", f"months/{CLOSED}/users", "months"):
+    for other in ("months/2026-04/tenants", f"months/{CLOSED}/users", "months"):
         says = _error(api.get(f"{other}?cursor={cursor}"), 400, "invalid_request")
         assert "another list" in says
     tampered = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
@@ -460,7 +466,10 @@ def test_openapi_document_is_valid_and_lists_every_status(app, api):
         assert "404" in paths[path]["get"]["responses"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     response = api.get("openapi.json", token=None)
-    assert api.get("openapi.json", headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+    assert (
+        api.get("openapi.json", headers={"If-None-Match": response.headers["ETag"]}).status_code
+        == 304
+    )
 
 
 def test_every_answer_of_these_tests_was_checked(api):

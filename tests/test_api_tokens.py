@@ -70,9 +70,7 @@ def test_create_with_htmx_answers_the_section(app, auth, organisation):
     assert "HX-Request" in response.headers.get("Vary", "")
 
 
-@pytest.mark.parametrize(
-    ("days", "expected"), [("30", 30), ("90", 90), ("365", 365), ("", None)]
-)
+@pytest.mark.parametrize(("days", "expected"), [("30", 30), ("90", 90), ("365", 365), ("", None)])
 def test_expiry_is_what_was_chosen(app, auth, organisation, days, expected):
     auth.as_role("admin")
     before = dt.datetime.now(dt.UTC)
@@ -81,7 +79,11 @@ def test_expiry_is_what_was_chosen(app, auth, organisation, days, expected):
     if expected is None:
         assert row.expires_at is None
     else:
-        expires = row.expires_at.replace(tzinfo=dt.UTC) if row.expires_at.tzinfo is None else row.expires_at
+        expires = (
+            row.expires_at.replace(tzinfo=dt.UTC)
+            if row.expires_at.tzinfo is None
+            else row.expires_at
+        )
         assert abs(expires - before - dt.timedelta(days=expected)) < dt.timedelta(minutes=1)
 
 

@@ -52,7 +52,25 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/settings/usage/export/users.csv"): {
         "admin": ALLOWED, "full_member": ALLOWED, "billing": ALLOWED, "external_guest": REFUSED,
     },
+    ("GET", "/settings/usage/api-tokens"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
+    ("POST", "/settings/usage/api-tokens"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
+    ("POST", "/settings/usage/api-tokens/<int:token_id>/revoke"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
 }  # fmt: skip
+
+# The usage API: signed in by bearer tokens only, never by a member's session (tests/test_api.py
+# holds its refusals); every route but the OpenAPI document answers a session alone with 401.
+API_ROUTES = {
+    ("GET", "/api/v1/months"),
+    ("GET", "/api/v1/months/<month>/tenants"),
+    ("GET", "/api/v1/months/<month>/users"),
+    ("GET", "/api/v1/invoices"),
+}
 
 # Routes outside the Usage area, open to anyone (each guards itself: CSRF, signatures).
 PUBLIC_ROUTES = {
@@ -62,6 +80,7 @@ PUBLIC_ROUTES = {
     ("GET", "/healthz"),
     ("POST", "/webhooks/stripe"),
     ("GET", "/static/<path:filename>"),
+    ("GET", "/api/v1/openapi.json"),
 }
 REFUSED_TO_GUESTS = sorted(
     route for route, cells in ROUTES.items() if cells["external_guest"] == REFUSED
@@ -88,6 +107,10 @@ MATRIX_CELLS = {
     ("see_invoices", "full_member"): False,
     ("see_invoices", "billing"): True,
     ("see_invoices", "external_guest"): False,
+    ("manage_api_tokens", "admin"): True,
+    ("manage_api_tokens", "full_member"): False,
+    ("manage_api_tokens", "billing"): False,
+    ("manage_api_tokens", "external_guest"): False,
 }
 
 
@@ -102,6 +125,7 @@ def test_matrix_covers_every_action_and_role():
 
 
 def _request(auth, method: str, path: str):
+    path = path.replace("<int:token_id>", "1")
     if method == "GET":
         return auth.client.get(path)
     return auth.post(path)
@@ -121,6 +145,7 @@ def test_route_answers_each_role(auth, organisation, method, path, role):
 
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES))
 def test_route_sends_anonymous_visitors_to_login(client, organisation, method, path):
+    path = path.replace("<int:token_id>", "1")
     response = client.get(path) if method == "GET" else client.post(path)
     if method == "GET":
         if path == "/":
@@ -139,6 +164,7 @@ def test_route_sends_anonymous_visitors_to_login(client, organisation, method, p
 def test_htmx_refusal_is_a_status_not_a_redirect(auth, organisation, method, path):
     auth.as_role("external_guest")
     headers = {"HX-Request": "true"}
+    path = path.replace("<int:token_id>", "1")
     if method == "GET":
         response = auth.client.get(path, headers=headers)
     else:
@@ -168,7 +194,17 @@ def test_every_route_is_in_the_table_or_public(app):
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    assert routes - PUBLIC_ROUTES == set(ROUTES)
+    assert routes - PUBLIC_ROUTES - API_ROUTES == set(ROUTES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "path"), sorted(API_ROUTES))
+def test_api_routes_refuse_every_members_session(auth, organisation, method, path, role):
+    auth.as_role(role)
+    response = auth.client.get(path.replace("<month>", "2026-03"))
+    assert response.status_code == 401
+    assert response.get_json()["error"]["type"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_external_guest_gets_a_friendly_403_page(auth, organisation):

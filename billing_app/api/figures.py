@@ -91,10 +91,7 @@ def etag(
     themselves: the organisation and its usage revision, the resource, the month (with today
     for a month not yet over, or any month for lists of months), the query and the token's
     scopes. Answering If-None-Match costs nothing more than reading these."""
-    if month is None or today < month.end:
-        day = today.isoformat()
-    else:
-        day = "closed"
+    day = today.isoformat() if month is None or today < month.end else "closed"
     parts = [
         ETAG_VERSION,
         str(organisation_id),
@@ -119,9 +116,7 @@ def _null_if_empty(value: Any) -> Any:
 # --- Months ------------------------------------------------------------------------------
 
 
-def month_rows(
-    org: Organisation, today: dt.date, after: Sequence[str] | None, limit: int
-) -> Page:
+def month_rows(org: Organisation, today: dt.date, after: Sequence[str] | None, limit: int) -> Page:
     """Every available month with a price, newest first, from the cached month totals; the
     current month with its projection by the headline's rule."""
     rows: list[dict[str, Any]] = []
@@ -196,10 +191,7 @@ def _tenant_dicts(
     previous = _previous(org, month, today)
     microsoft_ids = csv.microsoft_tenant_ids(org.id)
     return [
-        {
-            name: _null_if_empty(value)
-            for name, value in zip(csv.TENANT_COLUMNS, row, strict=True)
-        }
+        {name: _null_if_empty(value) for name, value in zip(csv.TENANT_COLUMNS, row, strict=True)}
         for row in csv.tenant_rows(page_totals, previous, microsoft_ids, text=csv.as_stored)
     ]
 

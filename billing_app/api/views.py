@@ -143,8 +143,7 @@ def needs(scope: str) -> Callable:
                 raise ApiError(
                     403,
                     "forbidden",
-                    f"This token lacks the scope `{scope}`. An admin can create a token "
-                    "with it.",
+                    f"This token lacks the scope `{scope}`. An admin can create a token with it.",
                 )
             return view(*args, **kwargs)
 
@@ -412,9 +411,7 @@ def openapi_document() -> dict:
                 {
                     "description": "Any other error",
                     "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"}
-                        }
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
                     },
                 },
             )

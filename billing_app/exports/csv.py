@@ -202,8 +202,7 @@ def _user_rows(
     # A line's units and cost depend on its billable days alone, its dates are days of the
     # month and its tenant is one of a few: each is written once and looked up after.
     tenants = {
-        t.id: [text(t.external_id), text(t.name), text(t.microsoft_tenant_id)]
-        for t in data.tenants
+        t.id: [text(t.external_id), text(t.name), text(t.microsoft_tenant_id)] for t in data.tenants
     }
     month_text = str(month)
     days: dict[dt.date, str] = {}
