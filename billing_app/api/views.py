@@ -221,7 +221,8 @@ def _next_url(page: figures.Page, query: schemas.ListQuery, list_id: str, **para
 
 
 def _fresh(etag: str) -> Response | None:
-    """304 when the client holds this ETag already."""
+    """304 when the client holds this ETag already. Asked before the query is checked: an
+    ETag was only ever given for a query that was valid."""
     if etag in request.if_none_match:
         response = Response(status=304)
         response.set_etag(etag)
@@ -284,12 +285,12 @@ def _list(page: figures.Page, query, list_id: str, **params) -> dict:
 def months():
     """Every available month, newest first: its totals, and the current month's projection."""
     today = today_utc()
-    query = _query(schemas.ListQuery)
-    list_id = _list_id("months", None, None)
-    after = _cursor_key(query, list_id)
     etag = _usage_etag("months", None, today)
     if fresh := _fresh(etag):
         return fresh
+    query = _query(schemas.ListQuery)
+    list_id = _list_id("months", None, None)
+    after = _cursor_key(query, list_id)
     org = figures.organisation(g.api_token.organisation_id)
     page = figures.month_rows(org, today, after, query.limit)
     return _json(_list(page, query, list_id), etag)
@@ -307,12 +308,12 @@ def month_tenants(month: str):
     """The month's rows of `tenants.csv`, by `tenant_id`."""
     today = today_utc()
     shown = _month(month, today)
-    query = _query(schemas.ListQuery)
-    list_id = _list_id("tenants", shown, None)
-    after = _cursor_key(query, list_id)
     etag = _usage_etag("tenants", shown, today)
     if fresh := _fresh(etag):
         return fresh
+    query = _query(schemas.ListQuery)
+    list_id = _list_id("tenants", shown, None)
+    after = _cursor_key(query, list_id)
     org = figures.organisation(g.api_token.organisation_id)
     try:
         page = figures.tenant_rows(org, shown, today, after, query.limit)
@@ -334,12 +335,12 @@ def month_users(month: str):
     then `identity_id`."""
     today = today_utc()
     shown = _month(month, today)
-    query = _query(schemas.UsersQuery)
-    list_id = _list_id("users", shown, query.tenant_id)
-    after = _cursor_key(query, list_id)
     etag = _usage_etag("users", shown, today)
     if fresh := _fresh(etag):
         return fresh
+    query = _query(schemas.UsersQuery)
+    list_id = _list_id("users", shown, query.tenant_id)
+    after = _cursor_key(query, list_id)
     tenant_row_id = None
     if query.tenant_id is not None:
         tenant_row_id = figures.find_tenant(g.api_token.organisation_id, query.tenant_id)
