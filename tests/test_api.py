@@ -476,3 +476,11 @@ def test_every_answer_of_these_tests_was_checked(api):
     api.get("months")
     api.get(f"months/{CLOSED}/users")
     assert api.checked == 2
+
+
+def test_invoices_say_when_stripe_fails(api, stripe_server):
+    stripe_server.fault(method="GET", path="^/v1/invoices$", status=500)
+    says = _error(api.get("invoices"), 503, "stripe_unavailable")
+    assert "Stripe had a problem" in says and "Try again" in says
+    stripe_server.clear_faults()
+    assert api.get("invoices").status_code == 200
