@@ -206,8 +206,7 @@ def revoke(
     token = db.session.scalar(
         select(ApiToken)
         .where(ApiToken.id == token_id, ApiToken.organisation_id == organisation_id)
-        .options(joinedload(ApiToken.created_by))
-        .with_for_update()
+        .with_for_update(of=ApiToken)
     )
     if token is None:
         return None
