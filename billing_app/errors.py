@@ -6,8 +6,8 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, SecurityError
 
-from .access import is_htmx
-from .api import errors as api_errors
+from billing_app.access import is_htmx
+from billing_app.api import errors as api_errors
 
 MESSAGES = {
     400: "The request could not be understood.",

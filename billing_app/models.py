@@ -26,8 +26,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.orm.attributes import NEVER_SET, NO_VALUE
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
-from .permissions import Role
+from billing_app.extensions import db
+from billing_app.permissions import Role
 
 
 def utcnow() -> dt.datetime:
@@ -115,10 +115,6 @@ class Member(UserMixin, db.Model):
         """Sign the member out of every session: the next flush raises the session version
         in the database (atomically, whoever else raises it)."""
         self.session_version = Member.session_version + 1
-
-    @property
-    def role_enum(self) -> Role:
-        return Role(self.role)
 
 
 @event.listens_for(Member.password_hash, "set", active_history=True)

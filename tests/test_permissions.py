@@ -7,6 +7,8 @@ import pytest
 from billing_app.permissions import MATRIX, Action, Role, role_may
 from tests.factories import ROLES
 
+pytestmark = pytest.mark.stripe_customer
+
 ALLOWED, REFUSED = "allowed", "refused"
 
 # Expected answers per route and role, written out from DESIGN.md rather than derived

@@ -24,6 +24,12 @@ from billing_app.exports import csv
 from billing_app.extensions import db
 from billing_app.figures import cache
 from billing_app.figures.calculator import MonthTotals, TenantTotals
+from billing_app.figures.month_request import (
+    MonthRefusal,
+    MonthRequest,
+    month_request,
+    no_price_message,
+)
 from billing_app.figures.months import (
     Month,
     MonthNotAvailable,
@@ -38,13 +44,16 @@ from billing_app.tenants import service as tenants
 
 __all__ = [
     "MonthNotAvailable",
+    "MonthRefusal",
     "NoPriceError",
     "Page",
     "etag",
     "find_tenant",
     "invoice_rows",
     "month_rows",
+    "no_price_message",
     "parse_month",
+    "requested_month",
     "tenant_rows",
     "user_rows",
 ]
@@ -68,8 +77,15 @@ def organisation(organisation_id: int) -> Organisation:
 
 
 def parse_month(value: str, today: dt.date) -> Month:
-    """The month of the path, checked as the page checks it (`MonthNotAvailable`)."""
+    """The month of the path, checked as the page checks it (`MonthNotAvailable`); no query,
+    so that an ETag can be answered before anything is read."""
     return parse_requested_month(value, today)
+
+
+def requested_month(org: Organisation, value: str, today: dt.date) -> MonthRequest | MonthRefusal:
+    """The month of the path with its price, or why it has no figures: the one month request
+    every page and export uses."""
+    return month_request(org, value, today)
 
 
 def find_tenant(organisation_id: int, external_id: str) -> int | None:
@@ -154,16 +170,6 @@ def _month_totals(org: Organisation, month: Month, today: dt.date) -> MonthTotal
     return cache.month_summary(org, month, today)
 
 
-def _previous(org: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
-    before = csv.previous_month(month)
-    if before is None:
-        return None
-    try:
-        return cache.month_summary(org, before, today)
-    except NoPriceError:
-        return None
-
-
 def tenant_rows(
     org: Organisation, month: Month, today: dt.date, after: Sequence[str] | None, limit: int
 ) -> Page:
@@ -188,8 +194,8 @@ def _tenant_dicts(
     if not chosen:
         return []
     page_totals = dataclasses.replace(totals, tenants=tuple(chosen))
-    previous = _previous(org, month, today)
-    microsoft_ids = csv.microsoft_tenant_ids(org.id)
+    previous = cache.previous_totals(org, month, today)
+    microsoft_ids = cache.microsoft_tenant_ids(org)
     return [
         {name: _null_if_empty(value) for name, value in zip(csv.TENANT_COLUMNS, row, strict=True)}
         for row in csv.tenant_rows(page_totals, previous, microsoft_ids, text=csv.as_stored)

@@ -260,12 +260,18 @@ def _month(value: str, today: dt.date) -> Month:
         raise ApiError(400, "invalid_request", str(bad), parameter="month") from None
 
 
+def _priced(org, value: str, today: dt.date) -> None:
+    """Refuse a month the one month request refuses: a month without a price has no figures
+    (404, with the page's words)."""
+    asked = figures.requested_month(org, value, today)
+    if isinstance(asked, figures.MonthRefusal):
+        if asked.no_price:
+            raise ApiError(404, "not_found", asked.message)
+        raise ApiError(400, "invalid_request", asked.message, parameter="month")
+
+
 def _no_price(month: Month) -> ApiError:
-    return ApiError(
-        404,
-        "not_found",
-        f"{month.label} has no unit price, so it has no figures. Contact Petra support.",
-    )
+    return ApiError(404, "not_found", figures.no_price_message(month))
 
 
 def _list(page: figures.Page, query, list_id: str, **params) -> dict:
@@ -315,6 +321,7 @@ def month_tenants(month: str):
     list_id = _list_id("tenants", shown, None)
     after = _cursor_key(query, list_id)
     org = figures.organisation(g.api_token.organisation_id)
+    _priced(org, month, today)
     try:
         page = figures.tenant_rows(org, shown, today, after, query.limit)
     except figures.NoPriceError:
@@ -349,6 +356,7 @@ def month_users(month: str):
                 404, "not_found", "Your organisation has no tenant with this `tenant_id`."
             )
     org = figures.organisation(g.api_token.organisation_id)
+    _priced(org, month, today)
     try:
         page = figures.user_rows(org, shown, today, tenant_row_id, after, query.limit)
     except figures.NoPriceError:

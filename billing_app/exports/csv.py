@@ -5,7 +5,7 @@ Written with the standard library's `csv` module (RFC 4180 quoting, CRLF line en
 dates as YYYY-MM-DD, money as plain decimals, prorated units with four decimals. Customer text
 goes through `neutralised`, so that no spreadsheet runs it as a formula. Rows are produced one
 at a time from the calculator's streamed lines and written in chunks (`chunks`): a month of
-100,000 users never sits whole in memory. Nothing here knows about Flask.
+100,000 users never sits whole in memory. `exports.views` streams them as attachments.
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
-
-from billing_app.extensions import db
 from billing_app.figures import calculator
 from billing_app.figures.calculator import MonthTotals
-from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.figures.comparison import MonthBefore
+from billing_app.figures.months import Month
 from billing_app.figures.proration import price_for
 from billing_app.figures.queries import Tenants
-from billing_app.models import Organisation, Tenant
+from billing_app.models import Organisation
 
 TENANT_COLUMNS = (
     "month",
@@ -134,16 +132,11 @@ def tenant_rows(
     user), with its figures the month before (empty when that month cannot be shown: before
     January 2026, or without a price). Customer text goes through `text` (`neutralised` for
     the CSV, `as_stored` for the API)."""
-    before = {t.tenant_id: t for t in previous.tenants} if previous else {}
+    before = MonthBefore(previous)
     for tenant in month_totals.tenants:
-        earlier = before.get(tenant.tenant_id)
-        if previous is None:
-            previous_users: str | int = ""
-            previous_cost = ""
-        elif earlier is None:
-            previous_users, previous_cost = 0, money(Decimal(0))
-        else:
-            previous_users, previous_cost = earlier.billable_users, money(earlier.cost)
+        earlier = before.of(tenant.tenant_id)
+        previous_users: str | int = "" if earlier is None else earlier[0]
+        previous_cost = "" if earlier is None else money(earlier[1])
         yield [
             str(month_totals.month),
             text(tenant.external_id),
@@ -157,23 +150,6 @@ def tenant_rows(
             previous_users,
             previous_cost,
         ]
-
-
-def microsoft_tenant_ids(organisation_id: int) -> dict[int, str]:
-    """Every tenant's Microsoft tenant id, by tenant row id: one query."""
-    return dict(
-        db.session.execute(
-            select(Tenant.id, Tenant.microsoft_tenant_id).where(
-                Tenant.organisation_id == organisation_id
-            )
-        ).all()
-    )
-
-
-def previous_month(month: Month) -> Month | None:
-    """The month before, when there is one to compare with (none before January 2026)."""
-    before = month.previous()
-    return before if before >= FIRST_MONTH else None
 
 
 def user_rows(
