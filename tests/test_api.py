@@ -428,6 +428,7 @@ def test_etag_changes_when_the_figures_can_change(app, api):
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
+@pytest.mark.stripe_customer
 def test_invoices_are_the_pages_states_with_an_etag(app, api, organisation, stripe_server):
     last = (TODAY.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     add_invoices(
@@ -478,6 +479,7 @@ def test_every_answer_of_these_tests_was_checked(api):
     assert api.checked == 2
 
 
+@pytest.mark.stripe_customer
 def test_invoices_say_when_stripe_fails(api, stripe_server):
     stripe_server.fault(method="GET", path="^/v1/invoices$", status=500)
     says = _error(api.get("invoices"), 503, "stripe_unavailable")
