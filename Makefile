@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
+FLASK_DEMO := $(BIN)/flask --app dev.demo.app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 STRIPE_PORT ?= 8420
@@ -45,8 +46,8 @@ run: $(VENV)/.dev
 	  --webhook http://$(HOST):$(PORT)/webhooks/stripe --webhook-event customer.updated \
 	  --webhook-event invoice.finalized; \
 	$(FLASK) billing link-stripe northwind-msp; \
-	$(FLASK) demo invoices northwind-msp; \
-	$(FLASK) demo sign-ins $(DEMO_FILE); \
+	$(FLASK_DEMO) demo invoices northwind-msp; \
+	$(FLASK_DEMO) demo sign-ins $(DEMO_FILE); \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 ## serve: the app under gunicorn, configured by the environment (see README, Running in production)

@@ -163,7 +163,7 @@ def timed(function, *args) -> tuple[float, float]:
 
 
 def _write_report(usage: MonthUsage, organisation, generated_at, target: str, tmpdir: str) -> None:
-    write_report(usage, organisation, generated_at, target, tmpdir=tmpdir)
+    write_report(usage, organisation, generated_at, target, tenants=usage.tenants, tmpdir=tmpdir)
 
 
 def measure(url: str, month: Month, repeat: int) -> dict[str, Any]:

@@ -59,7 +59,7 @@ from billing_app.models import (  # noqa: E402
     Price,
     Tenant,
 )
-from billing_app.reports.jobs import tenant_usages  # noqa: E402
+from billing_app.reports.worker import tenant_usages  # noqa: E402
 from billing_app.reports.writer import (  # noqa: E402
     SUMMARY_COLUMNS,
     SUMMARY_SHEET,

@@ -28,6 +28,7 @@ from sample_org import SLUG, app_for, build_in_child, child, signed_in
 from sqlalchemy import select
 
 from billing_app.extensions import cache, db
+from billing_app.figures import cache as figures_cache
 from billing_app.models import Organisation, Tenant
 
 
@@ -55,7 +56,8 @@ def measure(url: str, month: str, repeat: int) -> dict[str, Any]:
     for external_id in sample:
         with app.app_context():
             cache.clear()
-        app.extensions.pop("figures_memo", None)
+            figures_cache.clear_memo()
+        app.extensions.pop("kept_fragments", None)
         cold.append(timed_get(client, usage_path))
         warm.append(timed_get(client, usage_path))
         tenant_path = f"/settings/usage/tenants/{external_id}?month={month}"

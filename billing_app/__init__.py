@@ -9,8 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import access, config, logs, security
-from .extensions import cache, csrf, db, limiter, login_manager, migrate
+from billing_app import access, config, logs, security
+from billing_app.extensions import cache, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,23 +52,27 @@ def create_app(test_config: dict | None = None) -> Flask:
     if proxies := app.config.get("TRUSTED_PROXIES"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
-    from . import stripe_gateway
+    from billing_app import stripe_gateway
 
     stripe_gateway.init_app(app)
 
-    from . import errors, health
-    from .auth import views as auth
-    from .billing_email import views as billing_email
-    from .exports import views as exports
-    from .invoices import views as invoices
-    from .notifications import views as notifications
-    from .portal import views as portal
-    from .tenants import views as tenants
-    from .usage import views as usage
-    from .webhooks import views as webhooks
+    from billing_app import errors, health
+    from billing_app.api import views as api
+    from billing_app.api_tokens import views as api_tokens
+    from billing_app.auth import views as auth
+    from billing_app.billing_email import views as billing_email
+    from billing_app.exports import views as exports
+    from billing_app.invoices import views as invoices
+    from billing_app.notifications import views as notifications
+    from billing_app.portal import views as portal
+    from billing_app.reports import views as reports
+    from billing_app.tenants import views as tenants
+    from billing_app.usage import views as usage
+    from billing_app.webhooks import views as webhooks
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(tenants.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(webhooks.bp)
@@ -76,30 +80,29 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(invoices.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api_tokens.bp)
+    api.init_app(app)
     notifications.init_app(app)
     errors.init_app(app)
 
-    from . import cli
-    from .reports import jobs
+    from billing_app import cli
+    from billing_app.reports import commands as report_commands
 
     cli.init_app(app)
-    jobs.init_app(app)
+    report_commands.init_app(app)
     register_template_globals(app)
     return app
 
 
 def register_template_globals(app: Flask) -> None:
     """Everything templates may call besides their context, registered here alone."""
-    from .access import can
-    from .formats import format_day, format_moment
-    from .permissions import Action
-    from .portal.views import portal_flow
-    from .usage.views import format_money
+    from billing_app.access import can
+    from billing_app.formats import register_filters
+    from billing_app.permissions import Action
+    from billing_app.portal.views import portal_flow
 
     app.jinja_env.globals.update(can=can, Action=Action, portal_flow=portal_flow)
-    app.jinja_env.filters["money"] = format_money
-    app.jinja_env.filters["day"] = format_day
-    app.jinja_env.filters["moment"] = format_moment
+    register_filters(app)
 
 
 @event.listens_for(Engine, "connect")

@@ -12,8 +12,8 @@ from typing import Any
 from flask import Flask, Response, abort, g, request
 from flask_login import current_user
 
-from .extensions import login_manager
-from .permissions import Action, role_may
+from billing_app.extensions import login_manager
+from billing_app.permissions import Action, role_may
 
 HTMX_DEPENDENT_PREFIX = "/settings/usage"
 """Every answer under this path may be a page or a fragment, depending on `HX-Request`."""

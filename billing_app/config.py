@@ -182,6 +182,7 @@ def from_environment(instance_path: Path) -> dict:
         "STRIPE_READ_MAX_RETRIES": int(os.environ.get("STRIPE_READ_MAX_RETRIES", "1")),
         "RATELIMIT_STORAGE_URI": _rate_limit_storage(production),
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "petra"),
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "").strip() or "600/minute",
         **_cache(os.environ.get("CACHE_URL", "").strip()),
         **_hosts(production),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,

@@ -3,7 +3,7 @@
 from flask import Blueprint
 from sqlalchemy import text
 
-from .extensions import db
+from billing_app.extensions import db
 
 bp = Blueprint("health", __name__)
 

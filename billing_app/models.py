@@ -26,8 +26,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.orm.attributes import NEVER_SET, NO_VALUE
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
-from .permissions import Role
+from billing_app.extensions import db
+from billing_app.permissions import Role
 
 
 def utcnow() -> dt.datetime:
@@ -115,10 +115,6 @@ class Member(UserMixin, db.Model):
         """Sign the member out of every session: the next flush raises the session version
         in the database (atomically, whoever else raises it)."""
         self.session_version = Member.session_version + 1
-
-    @property
-    def role_enum(self) -> Role:
-        return Role(self.role)
 
 
 @event.listens_for(Member.password_hash, "set", active_history=True)
@@ -263,6 +259,30 @@ class AuditEvent(db.Model):
     )
 
     member: Mapped[Member | None] = relationship()
+
+
+class ApiToken(db.Model):
+    """A token for the read-only usage API: kept only as the SHA-256 of its secret and its
+    first characters (to tell tokens apart), with its scopes, expiry and last use."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("api_token_org_created", "organisation_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    """The scopes granted, space-separated (`usage:read invoices:read`)."""
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    organisation: Mapped[Organisation] = relationship()
+    created_by: Mapped[Member | None] = relationship()
 
 
 class StripeEvent(db.Model):

@@ -20,6 +20,7 @@ class Action(enum.StrEnum):
     DOWNLOAD_REPORT = "download_report"
     SEE_INVOICES = "see_invoices"
     MANAGE_CONTACTS = "manage_contacts"
+    MANAGE_API_TOKENS = "manage_api_tokens"
 
 
 MATRIX: dict[Action, frozenset[Role]] = {
@@ -29,6 +30,7 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.DOWNLOAD_REPORT: frozenset({Role.ADMIN, Role.FULL_MEMBER, Role.BILLING}),
     Action.SEE_INVOICES: frozenset({Role.ADMIN, Role.BILLING}),
     Action.MANAGE_CONTACTS: frozenset({Role.ADMIN, Role.BILLING}),
+    Action.MANAGE_API_TOKENS: frozenset({Role.ADMIN}),
 }
 
 

@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select
 
-from billing_app.billing_email import service as billing_email
+from billing_app.billing_email import history as billing_email
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Organisation
 
@@ -50,11 +50,11 @@ def audit_rows(app) -> list[tuple]:
         return [(e.source, e.member_id, e.old_value, e.new_value) for e in events]
 
 
-def stripe_email(stripe_client, org) -> str:
-    return stripe_client.v1.customers.retrieve(org.stripe_customer_id).email
+def stripe_email(stripe_client, organisation) -> str:
+    return stripe_client.v1.customers.retrieve(organisation.stripe_customer_id).email
 
 
-def email_updates(stripe_server, org) -> list[dict]:
-    """The update requests the local Stripe server received for the org's customer."""
-    path = f"/v1/customers/{org.stripe_customer_id}"
+def email_updates(stripe_server, organisation) -> list[dict]:
+    """The update requests the local Stripe server received for the organisation's customer."""
+    path = f"/v1/customers/{organisation.stripe_customer_id}"
     return [r for r in stripe_server.requests(path) if r["method"] == "POST"]

@@ -134,13 +134,17 @@ def stripe_client(stripe_server: LocalStripe) -> stripe.StripeClient:
 
 
 @pytest.fixture
-def organisation(app, stripe_client) -> Organisation:
-    """Northwind MSP, with a Stripe customer on the local Stripe server."""
-    customer = stripe_client.v1.customers.create(
-        params={"email": "billing@northwind.example", "name": "Northwind MSP"}
-    )
+def organisation(request, app) -> Organisation:
+    """Northwind MSP. With a Stripe customer on the local Stripe server only for a test that
+    talks to Stripe: one marked `stripe_customer` (or in a module marked so)."""
+    customer_id = None
+    if request.node.get_closest_marker("stripe_customer") is not None:
+        stripe_client = request.getfixturevalue("stripe_client")
+        customer_id = stripe_client.v1.customers.create(
+            params={"email": "billing@northwind.example", "name": "Northwind MSP"}
+        ).id
     with app.app_context():
-        organisation = make_organisation(stripe_customer_id=customer.id)
+        organisation = make_organisation(stripe_customer_id=customer_id)
         db.session.refresh(organisation)
         db.session.expunge_all()
     return organisation
@@ -187,12 +191,6 @@ def billing_log() -> Iterator[BillingLog]:
     logger.removeHandler(log)
     logger.disabled = disabled
     logger.setLevel(level)
-
-
-@pytest.fixture
-def org(organisation) -> Organisation:
-    """Northwind, as the `organisation` fixture (id and Stripe customer loaded)."""
-    return organisation
 
 
 class LiveServer:

@@ -13,6 +13,10 @@ from typing import Any
 from sqlalchemy import select
 
 from billing_app.extensions import db
+from billing_app.figures.calculator import user_lines
+from billing_app.figures.months import Month
+from billing_app.figures.proration import BillableDays
+from billing_app.figures.queries import IdentityRow, TenantRow
 from billing_app.models import (
     BillablePeriod,
     Identity,
@@ -249,3 +253,24 @@ def update_organisation(app, **values) -> None:
         for name, value in values.items():
             setattr(organisation, name, value)
         db.session.commit()
+
+
+def billable_days(
+    periods,
+    month: Month,
+    *,
+    onboarded_on: dt.date,
+    offboarded_on: dt.date | None = None,
+    pauses=(),
+    today: dt.date | None = None,
+) -> BillableDays:
+    """The billable days in `month` of one identity with these billable periods, in a tenant
+    with this onboarding, offboarding and these pauses, as `user_lines` counts them."""
+    tenant = TenantRow(0, "", "", "", onboarded_on, offboarded_on, list(pauses))
+    identity = IdentityRow(0, 0, "", "", "", list(periods))
+    counted_on = month.end if today is None else today
+    prices = [(month.first_day, Decimal(0), "")]
+    found = list(user_lines([tenant], [identity], prices, [month], counted_on))
+    if not found:
+        return BillableDays(0, None, None)
+    return BillableDays(found[0].billable_days, found[0].billable_from, found[0].billable_to)

@@ -121,7 +121,7 @@ def running_gunicorn(env: dict[str, str], folder: Path) -> Iterator[Gunicorn]:
 
 
 @pytest.fixture
-def served(app, org, database_url, stripe_server, tmp_path):
+def served(app, organisation, database_url, stripe_server, tmp_path):
     """The app under gunicorn, two worker processes of one thread, on this run's database."""
     env = environment(
         DATABASE_URL=database_url,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_app.reports.jobs import jobs
+from billing_app.reports.queue import jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -4,6 +4,8 @@ import pytest
 
 from tests.factories import CSRF_INPUT, PASSWORD
 
+pytestmark = pytest.mark.stripe_customer
+
 
 def _login_token(client) -> str:
     return CSRF_INPUT.search(client.get("/login").get_data(as_text=True)).group(1)

@@ -10,8 +10,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from billing_app.billing_email import service as billing_email
-from billing_app.billing_email.service import InvalidEmail, idempotency_key, normalise
+from billing_app.billing_email import history as billing_email
+from billing_app.billing_email.addresses import InvalidEmail, normalise
+from billing_app.billing_email.saving import idempotency_key
 from billing_app.extensions import db
 from billing_app.models import AuditEvent, Member, Organisation
 from tests.billing_email_form import (
@@ -29,6 +30,8 @@ from tests.billing_email_form import (
 )
 from tests.factories import make_organisation, unique_email
 from tests.pages import email_history
+
+pytestmark = pytest.mark.stripe_customer
 
 PAGE = "/settings/usage"
 SHOW = "/settings/usage/billing-email"
@@ -49,11 +52,11 @@ def member_id(app, role: str = "admin") -> int:
         )
 
 
-def assert_nothing_changed(app, stripe_client, stripe_server, org, updates=0):
+def assert_nothing_changed(app, stripe_client, stripe_server, organisation, updates=0):
     assert stored_email(app) == OLD
     assert audit_rows(app) == []
-    assert stripe_email(stripe_client, org) == OLD
-    assert len(email_updates(stripe_server, org)) == updates
+    assert stripe_email(stripe_client, organisation) == OLD
+    assert len(email_updates(stripe_server, organisation)) == updates
 
 
 # Validation, directly.
@@ -128,7 +131,7 @@ def test_idempotency_key_is_stable_for_one_submission_only():
 
 
 @pytest.mark.parametrize("role", ["full_member", "billing"])
-def test_members_see_the_address_without_edit_or_history(auth, org, role):
+def test_members_see_the_address_without_edit_or_history(auth, organisation, role):
     auth.as_role(role)
     for page in (auth.client.get(PAGE), auth.client.get(SHOW, headers=HTMX)):
         text = page.get_data(as_text=True)
@@ -138,7 +141,7 @@ def test_members_see_the_address_without_edit_or_history(auth, org, role):
         assert 'id="billing-email-history"' not in text
 
 
-def test_admin_sees_edit_and_history(auth, org):
+def test_admin_sees_edit_and_history(auth, organisation):
     auth.as_role("admin")
     text = auth.client.get(PAGE).get_data(as_text=True)
     assert f'action="{EDIT}"' in text and f'hx-get="{EDIT}"' in text
@@ -146,7 +149,7 @@ def test_admin_sees_edit_and_history(auth, org):
     assert "No changes yet." in text
 
 
-def test_display_fragment_is_a_fragment(auth, org):
+def test_display_fragment_is_a_fragment(auth, organisation):
     auth.as_role("full_member")
     response = auth.client.get(SHOW, headers=HTMX)
     text = response.get_data(as_text=True)
@@ -159,7 +162,7 @@ def test_display_fragment_is_a_fragment(auth, org):
 # The edit form.
 
 
-def test_edit_for_htmx_is_the_form_fragment_holding_the_current_value(auth, org):
+def test_edit_for_htmx_is_the_form_fragment_holding_the_current_value(auth, organisation):
     auth.as_role("admin")
     response = auth.client.get(EDIT, headers=HTMX)
     text = response.get_data(as_text=True)
@@ -178,7 +181,7 @@ def test_edit_for_htmx_is_the_form_fragment_holding_the_current_value(auth, org)
     assert "HX-Request" in response.headers["Vary"]
 
 
-def test_edit_without_htmx_is_the_whole_page_with_the_form_in_place(auth, org):
+def test_edit_without_htmx_is_the_whole_page_with_the_form_in_place(auth, organisation):
     auth.as_role("admin")
     response = auth.client.get(EDIT)
     text = response.get_data(as_text=True)
@@ -189,27 +192,27 @@ def test_edit_without_htmx_is_the_whole_page_with_the_form_in_place(auth, org):
     assert "HX-Request" in response.headers["Vary"]
 
 
-def test_each_opening_of_the_form_has_its_own_nonce(auth, org):
+def test_each_opening_of_the_form_has_its_own_nonce(auth, organisation):
     auth.as_role("admin")
     assert open_form(auth)["nonce"] != open_form(auth)["nonce"]
 
 
 @pytest.mark.parametrize("role", ["full_member", "billing", "external_guest"])
-def test_others_cannot_edit_or_save(app, auth, org, stripe_client, stripe_server, role):
+def test_others_cannot_edit_or_save(app, auth, organisation, stripe_client, stripe_server, role):
     auth.as_role(role)
     assert auth.client.get(EDIT).status_code == 403
     assert auth.client.get(EDIT, headers=HTMX).status_code == 403
     form = {"opened_with": OLD, "nonce": "n" * 24}
     assert save(auth, unique_email(), form).status_code == 403
     assert save(auth, unique_email(), form, htmx=False).status_code == 403
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
 # Saving.
 
 
 def test_save_updates_stripe_then_the_organisation_with_an_audit_event(
-    app, auth, org, stripe_client, stripe_server, billing_log
+    app, auth, organisation, stripe_client, stripe_server, billing_log
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -222,15 +225,15 @@ def test_save_updates_stripe_then_the_organisation_with_an_audit_event(
     assert f"<strong>{new}</strong>" in text
     assert "HX-Request" in response.headers["Vary"]
     assert stored_email(app) == new
-    assert stripe_email(stripe_client, org) == new
+    assert stripe_email(stripe_client, organisation) == new
     assert audit_rows(app) == [("app", member_id(app), OLD, new)]
-    (update,) = email_updates(stripe_server, org)
+    (update,) = email_updates(stripe_server, organisation)
     assert update["params"] == {"email": new}
     assert update["idempotency_key"] == idempotency_key(
-        org.stripe_customer_id, OLD, new, form["nonce"]
+        organisation.stripe_customer_id, OLD, new, form["nonce"]
     )
     with app.app_context():
-        assert db.session.get(Organisation, org.id).billing_email_stripe_ts is not None
+        assert db.session.get(Organisation, organisation.id).billing_email_stripe_ts is not None
     # The history on the page shows the change with who made it.
     assert "Admin" in text and OLD in text
     (record,) = billing_log.records
@@ -241,7 +244,7 @@ def test_save_updates_stripe_then_the_organisation_with_an_audit_event(
 
 
 def test_save_without_javascript_redirects_to_the_page_with_a_confirmation(
-    app, auth, org, stripe_client
+    app, auth, organisation, stripe_client
 ):
     auth.as_role("admin")
     form = hidden_fields(auth.client.get(EDIT).get_data(as_text=True))
@@ -253,12 +256,12 @@ def test_save_without_javascript_redirects_to_the_page_with_a_confirmation(
     assert f"Saved. Stripe now sends invoices to {new}." in page
     assert f"<strong>{new}</strong>" in page
     assert stored_email(app) == new
-    assert stripe_email(stripe_client, org) == new
+    assert stripe_email(stripe_client, organisation) == new
 
 
 @pytest.mark.parametrize(("typed", "message"), BAD_ADDRESSES)
 def test_bad_address_is_refused_beside_the_field_and_kept(
-    app, auth, org, stripe_client, stripe_server, typed, message
+    app, auth, organisation, stripe_client, stripe_server, typed, message
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -274,11 +277,11 @@ def test_bad_address_is_refused_beside_the_field_and_kept(
     assert typed_value(text) == typed
     assert 'aria-invalid="true"' in text
     assert hidden_fields(text) == form
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
 def test_bad_address_without_javascript_renders_the_page_with_the_form(
-    app, auth, org, stripe_client, stripe_server
+    app, auth, organisation, stripe_client, stripe_server
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -288,11 +291,11 @@ def test_bad_address_without_javascript_renders_the_page_with_the_form(
     assert "<html" in text and "Settings · Usage" in text
     assert "without a name or angle brackets" in text
     assert typed_value(text) == "Ada <ada@northwind.example>"
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
 def test_saving_the_same_address_does_nothing_and_does_not_call_stripe(
-    app, auth, org, stripe_client, stripe_server
+    app, auth, organisation, stripe_client, stripe_server
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -301,11 +304,11 @@ def test_saving_the_same_address_does_nothing_and_does_not_call_stripe(
     assert response.status_code == 200
     assert f"Nothing to change: the billing email is {OLD}." in response.get_data(as_text=True)
     assert stripe_server.requests("/v1/customers") == []
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
 @pytest.mark.parametrize("htmx", [True, False])
-def test_missing_csrf_token_is_refused(app, auth, org, stripe_client, stripe_server, htmx):
+def test_missing_csrf_token_is_refused(app, auth, organisation, stripe_client, stripe_server, htmx):
     auth.as_role("admin")
     form = open_form(auth)
     data = {"email": unique_email(), **form}
@@ -313,22 +316,22 @@ def test_missing_csrf_token_is_refused(app, auth, org, stripe_client, stripe_ser
     response = auth.client.post(SAVE, data=data, headers=headers)
     assert response.status_code == 400
     assert "Reload the page" in response.get_data(as_text=True)
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
-def test_wrong_csrf_token_is_refused(app, auth, org, stripe_client, stripe_server):
+def test_wrong_csrf_token_is_refused(app, auth, organisation, stripe_client, stripe_server):
     auth.as_role("admin")
     form = open_form(auth)
     response = auth.client.post(
         SAVE, data={"email": unique_email(), **form, "csrf_token": "forged"}
     )
     assert response.status_code == 400
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
 @pytest.mark.parametrize("missing", ["opened_with", "nonce"])
 def test_a_form_without_its_hidden_fields_is_refused(
-    app, auth, org, stripe_client, stripe_server, missing
+    app, auth, organisation, stripe_client, stripe_server, missing
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -336,7 +339,7 @@ def test_a_form_without_its_hidden_fields_is_refused(
     response = save(auth, unique_email(), form)
     assert response.status_code == 400
     assert "This form is out of date" in response.get_data(as_text=True)
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
 # Stripe failures.
@@ -352,12 +355,12 @@ STRIPE_FAULTS = [
 
 @pytest.mark.parametrize(("fault", "status", "message"), STRIPE_FAULTS)
 def test_stripe_failure_changes_nothing_and_the_same_form_can_be_retried(
-    app, auth, org, stripe_client, stripe_server, fault, status, message
+    app, auth, organisation, stripe_client, stripe_server, fault, status, message
 ):
     auth.as_role("admin")
     form = open_form(auth)
     new = unique_email()
-    path = f"^/v1/customers/{org.stripe_customer_id}$"
+    path = f"^/v1/customers/{organisation.stripe_customer_id}$"
     stripe_server.fault(method="POST", path=path, times=1, **fault)
     response = save(auth, new, form)
     text = response.get_data(as_text=True)
@@ -367,34 +370,34 @@ def test_stripe_failure_changes_nothing_and_the_same_form_can_be_retried(
     assert hidden_fields(text) == form
     assert stored_email(app) == OLD
     assert audit_rows(app) == []
-    assert stripe_email(stripe_client, org) == OLD
+    assert stripe_email(stripe_client, organisation) == OLD
 
     retry = save(auth, new, hidden_fields(text))
     assert retry.status_code == 200
     assert stored_email(app) == new
-    assert stripe_email(stripe_client, org) == new
+    assert stripe_email(stripe_client, organisation) == new
     assert audit_rows(app) == [("app", member_id(app), OLD, new)]
-    first, second = email_updates(stripe_server, org)
+    first, second = email_updates(stripe_server, organisation)
     assert first["idempotency_key"] == second["idempotency_key"]
     assert first["idempotency_key"] == idempotency_key(
-        org.stripe_customer_id, OLD, new, form["nonce"]
+        organisation.stripe_customer_id, OLD, new, form["nonce"]
     )
 
 
 def test_timeout_after_stripe_applied_it_is_finished_by_the_retry_without_a_second_change(
-    app, auth, org, stripe_client, stripe_server
+    app, auth, organisation, stripe_client, stripe_server
 ):
     auth.as_role("admin")
     form = open_form(auth)
     new = unique_email()
-    path = f"^/v1/customers/{org.stripe_customer_id}$"
+    path = f"^/v1/customers/{organisation.stripe_customer_id}$"
     stripe_server.fault(method="POST", path=path, delay=2.5, times=1)
     response = save(auth, new, form)
     assert response.status_code == 504
     assert stored_email(app) == OLD
     assert audit_rows(app) == []
     deadline = time.monotonic() + 5
-    while stripe_email(stripe_client, org) != new:  # Stripe finishes late
+    while stripe_email(stripe_client, organisation) != new:  # Stripe finishes late
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
@@ -402,13 +405,13 @@ def test_timeout_after_stripe_applied_it_is_finished_by_the_retry_without_a_seco
     assert retry.status_code == 200
     assert stored_email(app) == new
     assert audit_rows(app) == [("app", member_id(app), OLD, new)]
-    first, second = email_updates(stripe_server, org)
+    first, second = email_updates(stripe_server, organisation)
     assert first["idempotency_key"] == second["idempotency_key"]
     assert second["idempotent_replayed"] is True
 
 
 def test_stripe_failure_without_javascript_renders_the_page_with_the_form(
-    app, auth, org, stripe_client, stripe_server
+    app, auth, organisation, stripe_client, stripe_server
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -418,11 +421,11 @@ def test_stripe_failure_without_javascript_renders_the_page_with_the_form(
     text = response.get_data(as_text=True)
     assert response.status_code == 503
     assert "<html" in text and "Stripe is busy" in text and typed_value(text) == new
-    assert_nothing_changed(app, stripe_client, stripe_server, org, updates=1)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation, updates=1)
 
 
 def test_failure_of_the_shared_address_lookup_changes_nothing(
-    app, auth, org, stripe_client, stripe_server
+    app, auth, organisation, stripe_client, stripe_server
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -430,12 +433,12 @@ def test_failure_of_the_shared_address_lookup_changes_nothing(
     response = save(auth, unique_email(), form)
     assert response.status_code == 502
     assert "Stripe had a problem on its side" in response.get_data(as_text=True)
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
 
-def test_customer_missing_at_stripe_is_explained(app, auth, org):
+def test_customer_missing_at_stripe_is_explained(app, auth, organisation):
     with app.app_context():
-        db.session.get(Organisation, org.id).stripe_customer_id = "cus_gone"
+        db.session.get(Organisation, organisation.id).stripe_customer_id = "cus_gone"
         db.session.commit()
     auth.as_role("admin")
     response = save(auth, unique_email(), open_form(auth))
@@ -462,13 +465,13 @@ def test_organisation_without_a_stripe_customer_is_refused(app, auth, stripe_ser
 
 
 def test_address_changed_meanwhile_is_shown_and_a_second_save_goes_through(
-    app, auth, org, stripe_client, stripe_server
+    app, auth, organisation, stripe_client, stripe_server
 ):
     auth.as_role("admin")
     form = open_form(auth)
     meanwhile = unique_email("meanwhile")
     with app.app_context():
-        db.session.get(Organisation, org.id).billing_email = meanwhile
+        db.session.get(Organisation, organisation.id).billing_email = meanwhile
         db.session.commit()
     typed = unique_email("typed")
 
@@ -479,23 +482,23 @@ def test_address_changed_meanwhile_is_shown_and_a_second_save_goes_through(
     assert typed_value(text) == typed
     assert hidden_fields(text)["opened_with"] == meanwhile
     assert stored_email(app) == meanwhile
-    assert email_updates(stripe_server, org) == []
+    assert email_updates(stripe_server, organisation) == []
 
     again = save(auth, typed, hidden_fields(text))
     assert again.status_code == 200
     assert stored_email(app) == typed
-    assert stripe_email(stripe_client, org) == typed
+    assert stripe_email(stripe_client, organisation) == typed
     assert audit_rows(app) == [("app", member_id(app), meanwhile, typed)]
 
 
-def test_second_admin_saving_an_old_form_does_not_overwrite_the_first(app, client, org):
+def test_second_admin_saving_an_old_form_does_not_overwrite_the_first(app, client, organisation):
     from tests.factories import Auth
 
     with app.app_context():
-        org = db.session.get(Organisation, org.id)
+        organisation = db.session.get(Organisation, organisation.id)
         second = Member(email="ops@northwind-msp.example", name="Ops", role="admin")
-        second.password_hash = org.members[0].password_hash
-        org.members.append(second)
+        second.password_hash = organisation.members[0].password_hash
+        organisation.members.append(second)
         db.session.commit()
     first_admin = Auth(app.test_client()).as_role("admin")
     second_admin = Auth(app.test_client())
@@ -514,7 +517,7 @@ def test_second_admin_saving_an_old_form_does_not_overwrite_the_first(app, clien
 
 
 def test_address_of_another_stripe_customer_needs_confirmation(
-    app, auth, org, stripe_client, stripe_server
+    app, auth, organisation, stripe_client, stripe_server
 ):
     shared = unique_email("shared")
     stripe_client.v1.customers.create(params={"email": shared, "name": "Someone else"})
@@ -527,7 +530,7 @@ def test_address_of_another_stripe_customer_needs_confirmation(
     assert f"Another Stripe customer already uses {shared}." in text
     assert "Someone else" not in text
     assert f'name="confirm_shared" value="{shared}"' in text
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)
 
     # Confirming another address does not carry over.
     other = unique_email("other")
@@ -535,7 +538,7 @@ def test_address_of_another_stripe_customer_needs_confirmation(
     assert stored_email(app) == other
 
 
-def test_confirmed_shared_address_is_saved(app, auth, org, stripe_client):
+def test_confirmed_shared_address_is_saved(app, auth, organisation, stripe_client):
     shared = unique_email("shared")
     stripe_client.v1.customers.create(params={"email": shared})
     auth.as_role("admin")
@@ -544,20 +547,20 @@ def test_confirmed_shared_address_is_saved(app, auth, org, stripe_client):
     response = save(auth, shared, form, confirm_shared=shared)
     assert response.status_code == 200
     assert stored_email(app) == shared
-    assert stripe_email(stripe_client, org) == shared
+    assert stripe_email(stripe_client, organisation) == shared
 
 
 # History.
 
 
-def test_history_shows_the_last_ten_changes_newest_first(app, auth, org):
+def test_history_shows_the_last_ten_changes_newest_first(app, auth, organisation):
     start = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
     admin = member_id(app)
     with app.app_context():
         for n in range(12):
             db.session.add(
                 AuditEvent(
-                    organisation_id=org.id,
+                    organisation_id=organisation.id,
                     member_id=admin if n % 2 else None,
                     action=billing_email.AUDIT_ACTION,
                     source="app" if n % 2 else "stripe",
@@ -568,7 +571,7 @@ def test_history_shows_the_last_ten_changes_newest_first(app, auth, org):
             )
         db.session.add(
             AuditEvent(
-                organisation_id=org.id,
+                organisation_id=organisation.id,
                 action="portal_direct_access_changed",
                 source="staff",
                 old_value="false",
@@ -599,7 +602,7 @@ def test_history_shows_the_last_ten_changes_newest_first(app, auth, org):
 
 
 def test_saving_is_rate_limited_per_member_and_keeps_what_was_typed(
-    auth, org, app, stripe_client, stripe_server
+    auth, organisation, app, stripe_client, stripe_server
 ):
     auth.as_role("admin")
     form = open_form(auth)
@@ -613,4 +616,4 @@ def test_saving_is_rate_limited_per_member_and_keeps_what_was_typed(
     assert "Wait a minute, then save again." in page
     assert typed_value(page) == wanted
     assert 'id="billing-email-input"' in page and "<html" not in page
-    assert_nothing_changed(app, stripe_client, stripe_server, org)
+    assert_nothing_changed(app, stripe_client, stripe_server, organisation)

@@ -2,11 +2,15 @@
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from billing_app.extensions import db
 from billing_app.models import Organisation
+from dev.demo import cli as demo_cli
 from tests.factories import make_organisation
+
+pytestmark = pytest.mark.stripe_customer
 
 
 def _organisation(app) -> Organisation:
@@ -68,6 +72,7 @@ def test_demo_sign_ins_lists_each_member(app, tmp_path):
         {"email": "bo@x.example", "name": "Bo", "role": "billing", "password": "pw-bo"},
     ]
     path.write_text(json.dumps({"members": members}))
+    demo_cli.init_app(app)
     result = app.test_cli_runner().invoke(args=["demo", "sign-ins", str(path)])
     assert result.exit_code == 0
     lines = result.output.splitlines()[1:]

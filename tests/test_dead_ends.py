@@ -11,6 +11,8 @@ from markupsafe import escape
 from billing_app.auth.views import SENT_TO_SIGN_IN, SIGNED_OUT
 from tests.factories import CSRF_INPUT
 
+pytestmark = pytest.mark.stripe_customer
+
 REASON = str(escape(SENT_TO_SIGN_IN))
 HREF = re.compile(r'<a\b[^>]*\bhref="([^"]*)"')
 SIGN_OUT_FORM = re.compile(

@@ -14,12 +14,11 @@ from sqlalchemy import select
 
 from billing_app.exports.csv import CHUNK, neutralised
 from billing_app.extensions import db
-from billing_app.figures.calculator import billable_days
 from billing_app.figures.months import Month, available_months, today_utc
 from billing_app.figures.proration import prorated_cost
 from billing_app.models import Identity, Organisation, Tenant
 from tests import rebilling
-from tests.factories import ALWAYS, add_tenant, make_organisation
+from tests.factories import ALWAYS, add_tenant, billable_days, make_organisation
 from tests.pages import without_csrf_tokens
 
 TENANT_HEADER = (

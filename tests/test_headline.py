@@ -14,8 +14,8 @@ from billing_app.figures import cache as figures_cache
 from billing_app.figures.calculator import month_totals
 from billing_app.figures.headline import headline
 from billing_app.figures.months import FIRST_MONTH, Month, today_utc
+from billing_app.formats import format_money
 from billing_app.models import Organisation, Price
-from billing_app.usage.views import format_money
 from tests.factories import ALWAYS, add_tenant, make_organisation
 from tests.pages import parse, summary_region
 

@@ -21,6 +21,8 @@ from tests.conftest import app_config
 from tests.factories import Auth, update_organisation
 from tests.stripe_events import customer_event, deliver, signed, state
 
+pytestmark = pytest.mark.stripe_customer
+
 LIMIT = 1024 * 1024
 
 
@@ -56,7 +58,9 @@ def _post_large(client, path: str, size: int, **headers):
 
 
 @pytest.mark.parametrize("path", ["/login", "/webhooks/stripe", "/logout", "/healthz"])
-def test_an_anonymous_body_over_1_mb_is_refused_with_413_before_it_is_read(client, org, path):
+def test_an_anonymous_body_over_1_mb_is_refused_with_413_before_it_is_read(
+    client, organisation, path
+):
     response, body = _post_large(client, path, 2 * LIMIT)
     assert response.status_code == 413
     assert body.read_bytes == 0
@@ -68,7 +72,7 @@ def test_an_anonymous_body_over_1_mb_is_refused_with_413_before_it_is_read(clien
     ["/settings/usage/billing-email", "/settings/usage/billing-portal", "/logout"],
 )
 def test_a_members_body_over_1_mb_is_refused_with_413_and_changes_nothing(
-    app, auth, org, stripe_server, path
+    app, auth, organisation, stripe_server, path
 ):
     auth.as_role("admin")
     stripe_server.clear_requests()
@@ -82,7 +86,7 @@ def test_a_members_body_over_1_mb_is_refused_with_413_and_changes_nothing(
     assert auth.client.get("/settings/usage").status_code == 200  # still signed in
 
 
-def test_a_body_under_the_limit_is_read_as_usual(client, org):
+def test_a_body_under_the_limit_is_read_as_usual(client, organisation):
     response = client.post("/login", data={"email": "x@x.example", "padding": "a" * 400_000})
     assert response.status_code == 400  # no CSRF token; not refused for its size
 
@@ -128,12 +132,12 @@ MALFORMED = {
 
 @pytest.mark.parametrize("payload", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_signed_event_of_a_shape_stripe_never_sends_is_refused_with_400(
-    app, client, org, payload
+    app, client, organisation, payload
 ):
     if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
         customer = payload["data"].get("object")
         if isinstance(customer, dict) and customer.get("id") == "cus_placeholder":
-            customer["id"] = org.stripe_customer_id
+            customer["id"] = organisation.stripe_customer_id
     response = deliver(client, app, payload)
     assert response.status_code == 400
     assert state(app) == (OLD, None)
@@ -142,7 +146,7 @@ def test_a_signed_event_of_a_shape_stripe_never_sends_is_refused_with_400(
 
 
 @pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"id": ', "\udcff", "NaN"])
-def test_a_signed_body_that_is_not_json_is_refused_with_400(app, client, org, body):
+def test_a_signed_body_that_is_not_json_is_refused_with_400(app, client, organisation, body):
     secret = app.config["STRIPE_WEBHOOK_SECRET"]
     data = body.encode("utf-8", "surrogateescape")
     response = client.post(
@@ -170,9 +174,9 @@ def test_a_signed_body_that_is_not_json_is_refused_with_400(app, client, org, bo
     ],
 )
 def test_a_signed_address_that_breaks_the_billing_email_rules_is_logged_not_applied(
-    app, client, org, billing_log, email
+    app, client, organisation, billing_log, email
 ):
-    response = deliver(client, app, customer_event(org.stripe_customer_id, email))
+    response = deliver(client, app, customer_event(organisation.stripe_customer_id, email))
     assert response.status_code == 200
     assert response.get_json()["outcome"] == "ignored"
     assert state(app)[0] == OLD
@@ -182,15 +186,17 @@ def test_a_signed_address_that_breaks_the_billing_email_rules_is_logged_not_appl
     assert "eve@" not in billing_log.text
 
 
-def test_a_signed_address_from_stripe_is_applied_normalised(app, client, org):
-    event = customer_event(org.stripe_customer_id, "  Accounts@NorthWind.EXAMPLE ")
+def test_a_signed_address_from_stripe_is_applied_normalised(app, client, organisation):
+    event = customer_event(organisation.stripe_customer_id, "  Accounts@NorthWind.EXAMPLE ")
     response = deliver(client, app, event)
     assert response.get_json()["outcome"] == "applied"
     assert state(app)[0] == "Accounts@northwind.example"
 
 
-def test_an_event_of_another_type_in_stripes_shape_is_accepted_and_ignored(app, client, org):
-    event = customer_event(org.stripe_customer_id, None, type="invoice.created")
+def test_an_event_of_another_type_in_stripes_shape_is_accepted_and_ignored(
+    app, client, organisation
+):
+    event = customer_event(organisation.stripe_customer_id, None, type="invoice.created")
     event["data"] = {"object": {"id": "in_1", "object": "invoice"}}
     response = deliver(client, app, event)
     assert response.status_code == 200
@@ -229,7 +235,7 @@ def _client(app, host: str) -> HostClient:
 
 
 @pytest.mark.parametrize("path", ["/login", "/healthz", "/settings/usage"])
-def test_a_request_for_an_unknown_host_is_refused_with_400(hosted, org, path):
+def test_a_request_for_an_unknown_host_is_refused_with_400(hosted, organisation, path):
     assert _client(hosted, "evil.example").get(path).status_code == 400
     assert _client(hosted, "billing.petra.example.evil.example").get(path).status_code == 400
     assert _client(hosted, "billing.petra.example").get(path).status_code in (200, 302)
@@ -237,7 +243,7 @@ def test_a_request_for_an_unknown_host_is_refused_with_400(hosted, org, path):
 
 
 def test_the_portal_returns_to_the_configured_host_whatever_host_was_asked(
-    app, hosted, org, stripe_server
+    app, hosted, organisation, stripe_server
 ):
     update_organisation(app, portal_direct_access=True)
     member = Auth(_client(hosted, "petra-internal.example")).as_role("admin")

@@ -22,8 +22,11 @@ from billing_app.invoices import service
 from billing_app.invoices.service import InvoiceState, invoice_row, invoice_state
 from billing_app.models import Organisation
 from billing_app.stripe_gateway import StripeGateway, StripeInvoice, StripeRequestFailed
+from dev.demo import cli as demo_cli
 from dev.stripe_local.invoices import create_invoices
 from tests.factories import make_organisation
+
+pytestmark = pytest.mark.stripe_customer
 
 HX = {"HX-Request": "true"}
 DEMO_FILE = Path(__file__).resolve().parent.parent / "dev" / "demo" / "northwind.json"
@@ -482,6 +485,7 @@ def test_organisation_without_customer_has_no_invoice_to_open(app, auth, stripe_
 
 
 def test_demo_invoices_give_the_demo_customer_a_year(app, stripe_client):
+    demo_cli.init_app(app)
     runner = app.test_cli_runner()
     for args in (["usage", "import", str(DEMO_FILE)], ["billing", "link-stripe", "northwind-msp"]):
         assert runner.invoke(args=args).exit_code == 0
@@ -517,6 +521,7 @@ def test_demo_invoices_give_the_demo_customer_a_year(app, stripe_client):
 def test_demo_invoices_need_a_stripe_customer(app):
     with app.app_context():
         make_organisation(stripe_customer_id=None)
+    demo_cli.init_app(app)
     result = app.test_cli_runner().invoke(args=["demo", "invoices", "northwind-msp"])
     assert result.exit_code == 1 and "link-stripe" in result.output
 

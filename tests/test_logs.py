@@ -16,6 +16,8 @@ import pytest
 
 from billing_app.logs import REDACTED, JsonFormatter, json_handler, redact_text
 
+pytestmark = pytest.mark.stripe_customer
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -21,6 +21,7 @@ from billing_app.models import Member, Organisation
 from billing_app.notifications import adapters, alerts, contacts, tasks
 from billing_app.notifications import settings as alert_settings
 from billing_app.notifications.models import OutboxMessage, SentAlert, Statement
+from dev.demo import cli as demo_cli
 from dev.stripe_local.invoices import create_invoices
 from tests.factories import add_tenant
 from tests.mail_server import PUBLIC_URL
@@ -557,6 +558,7 @@ def test_flask_demo_finalize_invoice_finalizes_one_at_the_local_stripe_server(
     with app.app_context():
         org = db.session.get(Organisation, organisation.id)
         add_tenant(org, "Contoso Ltd", users=(("Grace Hopper", (("2025-12-01", None),)),))
+    demo_cli.init_app(app)
     result = app.test_cli_runner().invoke(
         args=["demo", "finalize-invoice", "northwind-msp", "--month", "2026-09"]
     )

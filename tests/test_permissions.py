@@ -7,6 +7,8 @@ import pytest
 from billing_app.permissions import MATRIX, Action, Role, role_may
 from tests.factories import ROLES
 
+pytestmark = pytest.mark.stripe_customer
+
 ALLOWED, REFUSED = "allowed", "refused"
 
 # Expected answers per route and role, written out from DESIGN.md rather than derived
@@ -67,6 +69,15 @@ ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/settings/usage/notifications/alerts"): {
         "admin": ALLOWED, "full_member": REFUSED, "billing": ALLOWED, "external_guest": REFUSED,
     },
+    ("GET", "/settings/usage/api-tokens"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
+    ("POST", "/settings/usage/api-tokens"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
+    ("POST", "/settings/usage/api-tokens/<int:token_id>/revoke"): {
+        "admin": ALLOWED, "full_member": REFUSED, "billing": REFUSED, "external_guest": REFUSED,
+    },
 }  # fmt: skip
 
 # The links mailed to billing contacts: public, guarded by their token (a confirmation token
@@ -79,6 +90,15 @@ PUBLIC_BY_TOKEN = {
     ("POST", "/settings/usage/notifications/unsubscribe/<token>"),
 }
 
+# The usage API: signed in by bearer tokens only, never by a member's session (tests/test_api.py
+# holds its refusals); every route but the OpenAPI document answers a session alone with 401.
+API_ROUTES = {
+    ("GET", "/api/v1/months"),
+    ("GET", "/api/v1/months/<month>/tenants"),
+    ("GET", "/api/v1/months/<month>/users"),
+    ("GET", "/api/v1/invoices"),
+}
+
 # Routes outside the Usage area, open to anyone (each guards itself: CSRF, signatures).
 PUBLIC_ROUTES = {
     ("GET", "/login"),
@@ -87,6 +107,7 @@ PUBLIC_ROUTES = {
     ("GET", "/healthz"),
     ("POST", "/webhooks/stripe"),
     ("GET", "/static/<path:filename>"),
+    ("GET", "/api/v1/openapi.json"),
 }
 REFUSED_TO_GUESTS = sorted(
     route for route, cells in ROUTES.items() if cells["external_guest"] == REFUSED
@@ -117,6 +138,10 @@ MATRIX_CELLS = {
     ("manage_contacts", "full_member"): False,
     ("manage_contacts", "billing"): True,
     ("manage_contacts", "external_guest"): False,
+    ("manage_api_tokens", "admin"): True,
+    ("manage_api_tokens", "full_member"): False,
+    ("manage_api_tokens", "billing"): False,
+    ("manage_api_tokens", "external_guest"): False,
 }
 
 
@@ -132,7 +157,7 @@ def test_matrix_covers_every_action_and_role():
 
 def _url(path: str) -> str:
     """A route's rule as a URL a request can use (converters other than strings filled in)."""
-    return path.replace("<int:contact_id>", "1")
+    return path.replace("<int:contact_id>", "1").replace("<int:token_id>", "1")
 
 
 def _request(auth, method: str, path: str):
@@ -176,6 +201,7 @@ def test_htmx_refusal_is_a_status_not_a_redirect(auth, organisation, method, pat
     auth.as_role("external_guest")
     path = _url(path)
     headers = {"HX-Request": "true"}
+    path = path.replace("<int:token_id>", "1")
     if method == "GET":
         response = auth.client.get(path, headers=headers)
     else:
@@ -209,7 +235,17 @@ def test_every_route_is_in_the_table_or_public(app):
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    assert routes - PUBLIC_ROUTES - PUBLIC_BY_TOKEN == set(ROUTES)
+    assert routes - PUBLIC_ROUTES - PUBLIC_BY_TOKEN - API_ROUTES == set(ROUTES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "path"), sorted(API_ROUTES))
+def test_api_routes_refuse_every_members_session(auth, organisation, method, path, role):
+    auth.as_role(role)
+    response = auth.client.get(path.replace("<month>", "2026-03"))
+    assert response.status_code == 401
+    assert response.get_json()["error"]["type"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_external_guest_gets_a_friendly_403_page(auth, organisation):

@@ -18,6 +18,8 @@ from billing_app.portal import service as portal
 from billing_app.stripe_gateway import StripeRequestFailed, gateway
 from tests.factories import CSRF_INPUT, Auth, update_organisation
 
+pytestmark = pytest.mark.stripe_customer
+
 PORTAL = "/settings/usage/billing-portal"
 RETURN_URL = "http://localhost/settings/usage"
 SESSIONS = "/v1/billing_portal"

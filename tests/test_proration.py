@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from billing_app.extensions import db
 from billing_app.figures import calculator
-from billing_app.figures.calculator import billable_days, month_usage, monthly_totals
+from billing_app.figures.calculator import month_usage, monthly_totals, user_lines
 from billing_app.figures.months import (
     FIRST_MONTH,
     Month,
@@ -29,7 +29,14 @@ from billing_app.figures.proration import (
     prorated_units,
 )
 from billing_app.models import Organisation, Price
-from tests.factories import ALWAYS, add_tenant, d, make_organisation
+from tests.factories import ALWAYS, add_tenant, billable_days, d, make_organisation
+
+
+def lines(organisation, months, today, tenant_id=None):
+    """The organisation's (or one tenant's) per-user lines of `months`, streamed, as
+    `users.csv` reads them."""
+    data = calculator.load(organisation.id, months, today, tenant_id)
+    return user_lines(data.tenants, data.identities, data.prices, months, today)
 
 
 def days(count: int, first: str | None = None, last: str | None = None) -> BillableDays:
@@ -173,16 +180,16 @@ def ctx(app):
 
 
 @pytest.fixture
-def org(ctx) -> Organisation:
+def organisation(ctx) -> Organisation:
     return make_organisation(unit_price="2.97")
 
 
 LATER = "2026-06-15"
 
 
-def test_month_usage_lines_and_totals(org):
+def test_month_usage_lines_and_totals(organisation):
     add_tenant(
-        org,
+        organisation,
         "contoso",
         pauses=(("2026-04-10", "2026-04-15"),),
         users=(
@@ -193,17 +200,17 @@ def test_month_usage_lines_and_totals(org):
         ),
     )
     add_tenant(
-        org,
+        organisation,
         "Bravo Ltd",
         onboarded_on="2026-04-11",
         offboarded_on="2026-04-21",
         users=(("Edsger Dijkstra", ALWAYS),),
     )
-    add_tenant(org, "Alpha Corp", onboarded_on="2026-04-30")
-    add_tenant(org, "Not yet", onboarded_on="2026-05-01", users=(("Early", ALWAYS),))
-    add_tenant(org, "Long gone", offboarded_on="2026-04-01", users=(("Left", ALWAYS),))
+    add_tenant(organisation, "Alpha Corp", onboarded_on="2026-04-30")
+    add_tenant(organisation, "Not yet", onboarded_on="2026-05-01", users=(("Early", ALWAYS),))
+    add_tenant(organisation, "Long gone", offboarded_on="2026-04-01", users=(("Left", ALWAYS),))
 
-    usage = month_usage(org, Month(2026, 4), d(LATER))
+    usage = month_usage(organisation, Month(2026, 4), d(LATER))
 
     assert (usage.month, usage.days_in_month, usage.month_to_date) == (Month(2026, 4), 30, False)
     assert (usage.unit_price, usage.currency) == (Decimal("2.97"), "usd")
@@ -243,11 +250,13 @@ def test_month_usage_lines_and_totals(org):
     assert usage.units == Decimal(60) / 30
 
 
-def test_totals_are_sums_of_rounded_lines(org):
+def test_totals_are_sums_of_rounded_lines(organisation):
     # Each user: 2.97 * 15/30 = 1.485 → 1.49; unrounded the tenant would be 4.455 → 4.46.
-    add_tenant(org, "Three", users=tuple((f"User {i}", (("2026-04-16", None),)) for i in range(3)))
-    add_tenant(org, "One", users=(("Solo", (("2026-04-16", None),)),))
-    usage = month_usage(org, Month(2026, 4), d(LATER))
+    add_tenant(
+        organisation, "Three", users=tuple((f"User {i}", (("2026-04-16", None),)) for i in range(3))
+    )
+    add_tenant(organisation, "One", users=(("Solo", (("2026-04-16", None),)),))
+    usage = month_usage(organisation, Month(2026, 4), d(LATER))
     one, three = usage.tenants
     assert [line.cost for line in three.lines] == [Decimal("1.49")] * 3
     assert three.cost == Decimal("4.47")
@@ -255,10 +264,10 @@ def test_totals_are_sums_of_rounded_lines(org):
     assert usage.cost == Decimal("5.96") == sum(t.cost for t in usage.tenants)
 
 
-def test_february_and_month_lengths(org):
-    add_tenant(org, "Contoso", users=(("Grace", (("2026-02-15", "2026-03-17"),)),))
-    february = month_usage(org, Month(2026, 2), d(LATER))
-    march = month_usage(org, Month(2026, 3), d(LATER))
+def test_february_and_month_lengths(organisation):
+    add_tenant(organisation, "Contoso", users=(("Grace", (("2026-02-15", "2026-03-17"),)),))
+    february = month_usage(organisation, Month(2026, 2), d(LATER))
+    march = month_usage(organisation, Month(2026, 3), d(LATER))
     assert (february.days_in_month, march.days_in_month) == (28, 31)
     (feb_line,) = february.tenants[0].lines
     (mar_line,) = march.tenants[0].lines
@@ -268,9 +277,11 @@ def test_february_and_month_lengths(org):
     assert (mar_line.billable_from, mar_line.billable_to) == (d("2026-03-01"), d("2026-03-16"))
 
 
-def test_current_month_counts_only_to_today(org):
-    add_tenant(org, "Contoso", users=(("Grace", ALWAYS), ("Later", (("2026-04-20", None),))))
-    usage = month_usage(org, Month(2026, 4), d("2026-04-15"))
+def test_current_month_counts_only_to_today(organisation):
+    add_tenant(
+        organisation, "Contoso", users=(("Grace", ALWAYS), ("Later", (("2026-04-20", None),)))
+    )
+    usage = month_usage(organisation, Month(2026, 4), d("2026-04-15"))
     assert usage.month_to_date
     assert usage.counted_end == d("2026-04-16")
     assert usage.last_counted_day == d("2026-04-15")
@@ -280,24 +291,29 @@ def test_current_month_counts_only_to_today(org):
     assert grace.billable_to == d("2026-04-15")
 
 
-def test_empty_organisation(org):
-    usage = month_usage(org, Month(2026, 4), d(LATER))
+def test_empty_organisation(organisation):
+    usage = month_usage(organisation, Month(2026, 4), d(LATER))
     assert usage.tenants == ()
     assert (usage.billable_users, usage.units, usage.cost) == (0, Decimal(0), Decimal(0))
 
 
-def test_price_change_keeps_earlier_months(org):
+def test_price_change_keeps_earlier_months(organisation):
     db.session.add(
         Price(
-            organisation=org, from_month=d("2026-04-01"), unit_price=Decimal("4.00"), currency="usd"
+            organisation=organisation,
+            from_month=d("2026-04-01"),
+            unit_price=Decimal("4.00"),
+            currency="usd",
         )
     )
     db.session.commit()
-    add_tenant(org, "Contoso", users=(("Grace", ALWAYS),))
-    prices = {m: month_usage(org, Month(2026, m), d(LATER)).unit_price for m in (1, 3, 4, 6)}
+    add_tenant(organisation, "Contoso", users=(("Grace", ALWAYS),))
+    prices = {
+        m: month_usage(organisation, Month(2026, m), d(LATER)).unit_price for m in (1, 3, 4, 6)
+    }
     assert prices == {1: Decimal("2.97"), 3: Decimal("2.97"), 4: Decimal("4"), 6: Decimal("4")}
-    assert month_usage(org, Month(2026, 3), d(LATER)).cost == Decimal("2.97")
-    assert month_usage(org, Month(2026, 4), d(LATER)).cost == Decimal("4.00")
+    assert month_usage(organisation, Month(2026, 3), d(LATER)).cost == Decimal("2.97")
+    assert month_usage(organisation, Month(2026, 4), d(LATER)).cost == Decimal("4.00")
 
 
 def test_no_price_is_a_clear_error(ctx):
@@ -309,11 +325,11 @@ def test_no_price_is_a_clear_error(ctx):
     assert month_usage(organisation, Month(2026, 3), d(LATER)).unit_price == Decimal("3")
 
 
-def test_other_organisations_are_not_counted(org):
+def test_other_organisations_are_not_counted(organisation):
     other = make_organisation("other-msp")
     add_tenant(other, "Contoso", users=(("Someone else", ALWAYS),))
-    add_tenant(org, "Contoso", users=(("Grace", ALWAYS),))
-    usage = month_usage(org, Month(2026, 4), d(LATER))
+    add_tenant(organisation, "Contoso", users=(("Grace", ALWAYS),))
+    usage = month_usage(organisation, Month(2026, 4), d(LATER))
     assert [line.display_name for t in usage.tenants for line in t.lines] == ["Grace"]
 
 
@@ -334,32 +350,39 @@ def count_queries(organisation: Organisation, function):
     return result, len(statements)
 
 
-def test_a_constant_number_of_queries(org):
-    add_tenant(org, "One", users=(("Grace", ALWAYS),))
-    _, small = count_queries(org, lambda: month_usage(org, Month(2026, 4), d(LATER)))
+def test_a_constant_number_of_queries(organisation):
+    add_tenant(organisation, "One", users=(("Grace", ALWAYS),))
+    _, small = count_queries(
+        organisation, lambda: month_usage(organisation, Month(2026, 4), d(LATER))
+    )
     for i in range(20):
         add_tenant(
-            org,
+            organisation,
             f"Tenant {i}",
             pauses=(("2026-04-02", "2026-04-03"),),
             users=tuple((f"User {i}-{j}", ALWAYS) for j in range(5)),
         )
-    usage, large = count_queries(org, lambda: month_usage(org, Month(2026, 4), d(LATER)))
+    usage, large = count_queries(
+        organisation, lambda: month_usage(organisation, Month(2026, 4), d(LATER))
+    )
     assert usage.billable_users == 101
     assert small == large <= 4
-    _, totals = count_queries(org, lambda: monthly_totals(org, d(LATER)))
+    _, totals = count_queries(organisation, lambda: monthly_totals(organisation, d(LATER)))
     assert totals <= 4
 
 
-def test_monthly_totals_match_month_usage(org):
+def test_monthly_totals_match_month_usage(organisation):
     db.session.add(
         Price(
-            organisation=org, from_month=d("2026-03-01"), unit_price=Decimal("3.33"), currency="usd"
+            organisation=organisation,
+            from_month=d("2026-03-01"),
+            unit_price=Decimal("3.33"),
+            currency="usd",
         )
     )
     db.session.commit()
     add_tenant(
-        org,
+        organisation,
         "Contoso",
         pauses=(("2026-01-20", "2026-02-03"), ("2026-04-28", None)),
         users=(
@@ -369,17 +392,17 @@ def test_monthly_totals_match_month_usage(org):
         ),
     )
     add_tenant(
-        org,
+        organisation,
         "Bravo",
         onboarded_on="2026-02-14",
         offboarded_on="2026-05-10",
         users=(("Edsger", ALWAYS),),
     )
     today = d("2026-05-20")
-    totals = monthly_totals(org, today)
+    totals = monthly_totals(organisation, today)
     assert [month for month, _ in totals] == [Month(2026, m) for m in range(1, 6)]
     for month, total in totals:
-        assert total == month_usage(org, month, today).cost
+        assert total == month_usage(organisation, month, today).cost
     assert totals[4][1] > 0
 
 
@@ -398,15 +421,18 @@ def test_monthly_totals_leave_out_months_without_price(ctx):
 # --- The one calculator and its projections -----------------------------------------------
 
 
-def _two_tenants(org: Organisation) -> tuple:
+def _two_tenants(organisation: Organisation) -> tuple:
     contoso = add_tenant(
-        org,
+        organisation,
         "Contoso",
         pauses=(("2026-04-10", "2026-04-15"),),
         users=(("Grace", ALWAYS), ("Alan", (("2026-03-20", "2026-04-05"),))),
     )
     fabrikam = add_tenant(
-        org, "Fabrikam", onboarded_on="2026-04-12", users=(("Ada", (("2026-03-01", None),)),)
+        organisation,
+        "Fabrikam",
+        onboarded_on="2026-04-12",
+        users=(("Ada", (("2026-03-01", None),)),),
     )
     return contoso, fabrikam
 
@@ -440,43 +466,45 @@ def test_interval_cases_priced_by_the_calculator(month, periods, tenant, today, 
     assert (line.tenant_id, line.month, line.unit_price) == (1, month, Decimal("3.10"))
 
 
-def test_lines_are_streamed_and_are_the_report_lines(org):
-    _two_tenants(org)
+def test_lines_are_streamed_and_are_the_report_lines(organisation):
+    _two_tenants(organisation)
     april, today = Month(2026, 4), d(LATER)
-    streamed = calculator.lines(org, [april], today)
+    streamed = lines(organisation, [april], today)
     assert iter(streamed) is streamed
-    usage = month_usage(org, april, today)
+    usage = month_usage(organisation, april, today)
     assert sorted(streamed, key=lambda line: line.identity_id) == sorted(
         (line for tenant in usage.tenants for line in tenant.lines),
         key=lambda line: line.identity_id,
     )
 
 
-def test_one_tenant_and_the_month_before(org):
-    contoso, fabrikam = _two_tenants(org)
+def test_one_tenant_and_the_month_before(organisation):
+    contoso, fabrikam = _two_tenants(organisation)
     march, april, today = Month(2026, 3), Month(2026, 4), d(LATER)
-    found = list(calculator.lines(org, [march, april], today, tenant_id=contoso.id))
+    found = list(lines(organisation, [march, april], today, tenant_id=contoso.id))
     assert {line.tenant_id for line in found} == {contoso.id}
     by_month = {m: sorted(ln.display_name for ln in found if ln.month == m) for m in (march, april)}
     assert by_month == {march: ["Alan", "Grace"], april: ["Alan", "Grace"]}
     for month in (march, april):
-        [tenant] = month_usage(org, month, today, tenant_id=contoso.id).tenants
-        whole = next(t for t in month_usage(org, month, today).tenants if t.tenant_id == contoso.id)
+        [tenant] = month_usage(organisation, month, today, tenant_id=contoso.id).tenants
+        whole = next(
+            t for t in month_usage(organisation, month, today).tenants if t.tenant_id == contoso.id
+        )
         assert tenant == whole
         assert tenant.lines == tuple(
             sorted((ln for ln in found if ln.month == month), key=lambda ln: ln.display_name)
         )
-    assert month_usage(org, april, today, tenant_id=fabrikam.id).billable_users == 1
+    assert month_usage(organisation, april, today, tenant_id=fabrikam.id).billable_users == 1
 
 
-def test_page_totals_and_chart_totals_are_sums_of_the_lines(org):
-    _two_tenants(org)
+def test_page_totals_and_chart_totals_are_sums_of_the_lines(organisation):
+    _two_tenants(organisation)
     today = d(LATER)
-    months = calculator.months_until(today)
-    found = list(calculator.lines(org, months, today))
-    for month, total in monthly_totals(org, today):
+    months = available_months(today)[::-1]
+    found = list(lines(organisation, months, today))
+    for month, total in monthly_totals(organisation, today):
         assert total == sum(line.cost for line in found if line.month == month)
-    april = calculator.month_totals(org, Month(2026, 4), today)
+    april = calculator.month_totals(organisation, Month(2026, 4), today)
     for tenant in april.tenants:
         mine = [
             ln for ln in found if ln.month == Month(2026, 4) and ln.tenant_id == tenant.tenant_id

@@ -96,7 +96,7 @@ def usage(ctx) -> MonthUsage:
 @pytest.fixture
 def report(usage: MonthUsage, tmp_path: Path) -> Path:
     target = tmp_path / "report.xlsx"
-    write_report(usage, _organisation(usage), GENERATED_AT, target)
+    write_report(usage, _organisation(usage), GENERATED_AT, target, tenants=usage.tenants)
     return target
 
 
@@ -337,7 +337,8 @@ def test_long_text_is_truncated_visibly(tmp_path):
     tenant = replace(tenant, name="T" * 33_000, microsoft_tenant_id="😀" * 17_000, lines=(line,))
     usage = replace(usage, tenants=(tenant,))
     target = tmp_path / "long.xlsx"
-    write_report(usage, SimpleNamespace(name="O" * 40_000, slug="long"), GENERATED_AT, target)
+    long = SimpleNamespace(name="O" * 40_000, slug="long")
+    write_report(usage, long, GENERATED_AT, target, tenants=usage.tenants)
     values = _values(target)
     assert list(values) == ["Summary", "T" * 31]
     cut = [
@@ -366,10 +367,11 @@ def test_cell_text_counts_utf16_units():
 
 def test_same_data_gives_the_same_bytes(usage, report, tmp_path):
     again = tmp_path / "again.xlsx"
-    write_report(usage, _organisation(usage), GENERATED_AT, again)
+    write_report(usage, _organisation(usage), GENERATED_AT, again, tenants=usage.tenants)
     assert again.read_bytes() == report.read_bytes()
     later = tmp_path / "later.xlsx"
-    write_report(usage, _organisation(usage), GENERATED_AT + dt.timedelta(seconds=1), later)
+    later_at = GENERATED_AT + dt.timedelta(seconds=1)
+    write_report(usage, _organisation(usage), later_at, later, tenants=usage.tenants)
     assert later.read_bytes() != report.read_bytes()
 
 
@@ -378,7 +380,7 @@ def test_month_to_date_report(ctx, tmp_path):
     add_tenant(organisation, "Contoso", users=(("Grace", ALWAYS),))
     usage = month_usage(organisation, APRIL, d("2026-04-15"))
     target = tmp_path / "mtd.xlsx"
-    write_report(usage, organisation, GENERATED_AT, target)
+    write_report(usage, organisation, GENERATED_AT, target, tenants=usage.tenants)
     rows = _values(target)
     assert rows["Summary"][3][1] == (
         "1 April 2026 to 15 April 2026 (month to date: later days are not counted yet)"
@@ -392,7 +394,7 @@ def test_report_without_tenants(ctx, tmp_path):
     organisation = make_organisation("empty-msp")
     usage = month_usage(organisation, APRIL, TODAY)
     target = tmp_path / "empty.xlsx"
-    write_report(usage, organisation, GENERATED_AT, target)
+    write_report(usage, organisation, GENERATED_AT, target, tenants=usage.tenants)
     rows = _values(target)
     assert list(rows) == ["Summary"]
     assert rows["Summary"][SUMMARY_HEADER_ROW + 1][0] == "No tenants were onboarded in April 2026."
@@ -469,6 +471,7 @@ def test_many_tenants_do_not_hold_a_file_each(tmp_path):
             SimpleNamespace(name="Big", slug="big"),
             GENERATED_AT,
             tmp_path / "big.xlsx",
+            tenants=usage.tenants,
             tmpdir=str(tmp_path),
         )
     finally:

@@ -144,7 +144,7 @@ def print_report(usage: MonthUsage, directory: Path) -> PrintedReport:
     """Write the report of `usage`, convert it to PDF with LibreOffice, read the PDF back."""
     organisation = SimpleNamespace(name=usage.organisation_name, slug=usage.organisation_slug)
     workbook = directory / "report.xlsx"
-    write_report(usage, organisation, GENERATED_AT, workbook)
+    write_report(usage, organisation, GENERATED_AT, workbook, tenants=usage.tenants)
     profile = directory / "libreoffice-profile"
     subprocess.run(
         [

@@ -10,6 +10,8 @@ import pytest
 from billing_app import config, create_app
 from billing_app.security import content_security_policy
 
+pytestmark = pytest.mark.stripe_customer
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 

@@ -15,6 +15,8 @@ from billing_app.importer import import_file
 from billing_app.models import Member, Organisation
 from tests.factories import CSRF_INPUT, PASSWORD, Auth
 
+pytestmark = pytest.mark.stripe_customer
+
 PAGE = "/settings/usage"
 ADMIN = "admin@northwind-msp.example"
 
@@ -57,7 +59,7 @@ def import_members(app, **admin) -> None:
         )
 
 
-def test_a_copied_session_cookie_no_longer_signs_in_after_sign_out(app, auth, org):
+def test_a_copied_session_cookie_no_longer_signs_in_after_sign_out(app, auth, organisation):
     auth.as_role("admin")
     thief = copied(app, auth)
     assert signed_in(thief)
@@ -67,7 +69,7 @@ def test_a_copied_session_cookie_no_longer_signs_in_after_sign_out(app, auth, or
     assert not signed_in(thief)
 
 
-def test_signing_out_ends_the_members_other_sessions_and_nobody_elses(app, org):
+def test_signing_out_ends_the_members_other_sessions_and_nobody_elses(app, organisation):
     laptop = Auth(app.test_client()).as_role("admin")
     phone = Auth(app.test_client()).as_role("admin")
     colleague = Auth(app.test_client()).as_role("billing")
@@ -78,7 +80,7 @@ def test_signing_out_ends_the_members_other_sessions_and_nobody_elses(app, org):
     assert Auth(app.test_client()).as_role("admin")
 
 
-def test_a_password_change_by_import_ends_the_members_sessions(app, auth, org):
+def test_a_password_change_by_import_ends_the_members_sessions(app, auth, organisation):
     auth.as_role("admin")
     thief = copied(app, auth)
     colleague = Auth(app.test_client()).as_role("billing")
@@ -89,7 +91,7 @@ def test_a_password_change_by_import_ends_the_members_sessions(app, auth, org):
     assert Auth(app.test_client()).login(ADMIN, "a new password for ada").status_code == 303
 
 
-def test_a_role_change_by_import_ends_the_members_sessions(app, auth, org):
+def test_a_role_change_by_import_ends_the_members_sessions(app, auth, organisation):
     auth.as_role("admin")
     thief = copied(app, auth)
     import_members(app, role="full_member")
@@ -97,13 +99,13 @@ def test_a_role_change_by_import_ends_the_members_sessions(app, auth, org):
     assert not signed_in(thief)
 
 
-def test_importing_the_same_members_again_keeps_their_sessions(app, auth, org):
+def test_importing_the_same_members_again_keeps_their_sessions(app, auth, organisation):
     auth.as_role("admin")
     import_members(app)
     assert signed_in(auth.client)
 
 
-def test_a_password_changed_in_code_ends_the_sessions_too(app, auth, org):
+def test_a_password_changed_in_code_ends_the_sessions_too(app, auth, organisation):
     """The session version follows the password hash itself, whoever sets it."""
     auth.as_role("admin")
     with app.app_context():
@@ -116,7 +118,7 @@ def test_a_password_changed_in_code_ends_the_sessions_too(app, auth, org):
 
 
 @pytest.mark.parametrize("session_id", ["1", "1:x", "x:0", "1:0:0", "", "\u0661:0"])
-def test_session_ids_of_other_shapes_sign_no_one_in(app, org, session_id):
+def test_session_ids_of_other_shapes_sign_no_one_in(app, organisation, session_id):
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = session_id
@@ -124,7 +126,7 @@ def test_session_ids_of_other_shapes_sign_no_one_in(app, org, session_id):
     assert not signed_in(client)
 
 
-def test_the_csrf_secret_is_renewed_at_sign_in(app, client, org):
+def test_the_csrf_secret_is_renewed_at_sign_in(app, client, organisation):
     page = client.get("/login").get_data(as_text=True)
     before = CSRF_INPUT.search(page).group(1)
     response = client.post(
@@ -160,7 +162,7 @@ HOSTILE_NEXT = [
 
 
 @pytest.mark.parametrize("next_path", HOSTILE_NEXT)
-def test_a_hostile_next_falls_back_to_the_usage_page(client, org, next_path):
+def test_a_hostile_next_falls_back_to_the_usage_page(client, organisation, next_path):
     page = client.get("/login", query_string={"next": next_path})
     assert page.status_code == 200
     token = CSRF_INPUT.search(page.get_data(as_text=True)).group(1)
@@ -177,7 +179,7 @@ def test_a_hostile_next_falls_back_to_the_usage_page(client, org, next_path):
     assert again.headers["Location"] == PAGE
 
 
-def test_a_plain_next_is_kept(client, org):
+def test_a_plain_next_is_kept(client, organisation):
     wanted = "/settings/usage?month=2026-02"
     token = CSRF_INPUT.search(client.get("/login").get_data(as_text=True)).group(1)
     response = client.post(
@@ -189,7 +191,7 @@ def test_a_plain_next_is_kept(client, org):
 
 
 def test_an_anonymous_request_with_line_breaks_goes_to_the_login_page_keeping_them_encoded(
-    client, org
+    client, organisation
 ):
     response = client.get("/settings/usage?month=2026-01%0d%0aSet-Cookie:%20x=1")
     assert response.status_code == 302
@@ -213,14 +215,14 @@ def _median_sign_in(client, token: str, email: str, attempts: int = 5) -> float:
     return statistics.median(times)
 
 
-def test_sign_in_takes_as_long_for_an_unknown_email_as_for_a_member(app, client, org):
+def test_sign_in_takes_as_long_for_an_unknown_email_as_for_a_member(app, client, organisation):
     with app.app_context():
         # The admin's password hashed as the app hashes it, not as the test factories do.
         admin = db.session.scalar(select(Member).filter_by(email=ADMIN))
         admin.set_password(PASSWORD)
         db.session.add(
             Member(
-                organisation_id=org.id,
+                organisation_id=organisation.id,
                 email="nopassword@northwind-msp.example",
                 name="No",
                 role="billing",

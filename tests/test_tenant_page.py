@@ -14,9 +14,9 @@ from sqlalchemy import event, select
 from billing_app.extensions import db
 from billing_app.figures.calculator import month_usage
 from billing_app.figures.months import Month, available_months, today_utc
+from billing_app.formats import format_money
 from billing_app.models import BillablePeriod, Identity, Organisation
 from billing_app.tenants import service
-from billing_app.usage.views import format_money
 from tests import rebilling
 from tests.factories import ALWAYS, add_tenant, d, make_organisation
 from tests.pages import parse, rows, without_csrf_tokens
@@ -299,7 +299,7 @@ def test_set_based_queries_for_one_tenant(app, auth, organisation):
         seen: list[str] = []
         with app.app_context():
             engine = db.engine
-        app.extensions.pop("tenant_month_memo", None)  # computed, not the kept page
+        app.extensions.pop("kept_fragments", None)  # computed, not the kept page
         listener = lambda _c, _cur, statement, *_a: seen.append(statement)  # noqa: E731
         event.listen(engine, "before_cursor_execute", listener)
         try:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from billing_app.extensions import db
 from billing_app.figures.calculator import month_totals
 from billing_app.figures.months import Month, today_utc
+from billing_app.formats import format_money
 from billing_app.importer import import_file
 from billing_app.models import Organisation, Tenant
 from billing_app.usage.tenant_table import (
@@ -25,7 +26,6 @@ from billing_app.usage.tenant_table import (
     TableQuery,
     read_query,
 )
-from billing_app.usage.views import format_money
 from dev.sample_data import organisation_data
 from tests.factories import ALWAYS, add_tenant
 from tests.pages import badges, parse, rows

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from billing_app.extensions import db
 from billing_app.figures.calculator import monthly_totals
 from billing_app.figures.months import FIRST_MONTH, Month, available_months, today_utc
+from billing_app.formats import format_money
 from billing_app.models import Organisation
 from billing_app.usage.chart import (
     PLOT_BOTTOM,
@@ -22,7 +23,6 @@ from billing_app.usage.chart import (
     round_step,
 )
 from billing_app.usage.service import projection
-from billing_app.usage.views import format_money
 from tests.factories import ALWAYS, add_tenant
 from tests.pages import rows, summary_region
 

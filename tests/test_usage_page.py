@@ -19,9 +19,9 @@ from billing_app.figures.months import (
     parse_requested_month,
     today_utc,
 )
+from billing_app.formats import format_money
 from billing_app.models import Organisation
 from billing_app.reports.writer import sheet_names
-from billing_app.usage.views import format_money
 from tests.factories import ALWAYS, add_tenant, make_organisation
 from tests.pages import badges, parse, rows, summary_region
 from tests.report_worker import download

@@ -23,6 +23,8 @@ from tests.factories import unique_email
 from tests.pages import email_history
 from tests.stripe_events import WEBHOOK, customer_event, deliver, signed, state
 
+pytestmark = pytest.mark.stripe_customer
+
 
 def open_form(auth) -> dict[str, str]:
     """The hidden fields of the billing-email form as an admin opens it."""
@@ -37,8 +39,10 @@ def applied_events(app) -> int:
 
 def set_stored(app, email: str, stripe_ts: int | None) -> None:
     with app.app_context():
-        org = db.session.scalar(select(Organisation).where(Organisation.slug == "northwind-msp"))
-        org.billing_email, org.billing_email_stripe_ts = email, stripe_ts
+        organisation = db.session.scalar(
+            select(Organisation).where(Organisation.slug == "northwind-msp")
+        )
+        organisation.billing_email, organisation.billing_email_stripe_ts = email, stripe_ts
         db.session.commit()
 
 
@@ -46,10 +50,10 @@ def set_stored(app, email: str, stripe_ts: int | None) -> None:
 
 
 def test_customer_updated_brings_the_new_email_with_a_stripe_audit_event(
-    app, client, org, billing_log
+    app, client, organisation, billing_log
 ):
     new, created = unique_email(), int(time.time())
-    response = deliver(client, app, customer_event(org.stripe_customer_id, new, created))
+    response = deliver(client, app, customer_event(organisation.stripe_customer_id, new, created))
     assert response.status_code == 200
     assert response.get_json() == {"received": True, "outcome": "applied"}
     assert state(app) == (new, created)
@@ -60,16 +64,19 @@ def test_customer_updated_brings_the_new_email_with_a_stripe_audit_event(
     assert not any(new in m or app.config["STRIPE_WEBHOOK_SECRET"] in m for m in messages)
 
 
-def test_the_change_shows_in_the_admins_history_as_stripe(app, client, auth, org):
+def test_the_change_shows_in_the_admins_history_as_stripe(app, client, auth, organisation):
     new = unique_email()
-    assert deliver(client, app, customer_event(org.stripe_customer_id, new)).status_code == 200
+    assert (
+        deliver(client, app, customer_event(organisation.stripe_customer_id, new)).status_code
+        == 200
+    )
     auth.as_role("admin")
     [(_when, who, old, shown)] = email_history(auth.client.get("/settings/usage"))
     assert (who, old, shown) == ("Stripe", OLD, new)
 
 
-def test_no_csrf_token_is_needed_but_a_signature_is(app, client, org):
-    event = customer_event(org.stripe_customer_id, unique_email())
+def test_no_csrf_token_is_needed_but_a_signature_is(app, client, organisation):
+    event = customer_event(organisation.stripe_customer_id, unique_email())
     assert client.post(WEBHOOK, json=event).status_code == 400
     assert deliver(client, app, event).status_code == 200
 
@@ -84,8 +91,8 @@ BAD_SIGNATURES = {
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_SIGNATURES))
-def test_bad_signature_is_refused_and_changes_nothing(app, client, org, kind):
-    body = json.dumps(customer_event(org.stripe_customer_id, unique_email()))
+def test_bad_signature_is_refused_and_changes_nothing(app, client, organisation, kind):
+    body = json.dumps(customer_event(organisation.stripe_customer_id, unique_email()))
     headers = BAD_SIGNATURES[kind](body, app.config["STRIPE_WEBHOOK_SECRET"])
     response = client.post(WEBHOOK, data=body, headers=headers)
     assert response.status_code == 400
@@ -94,7 +101,7 @@ def test_bad_signature_is_refused_and_changes_nothing(app, client, org, kind):
     assert applied_events(app) == 0
 
 
-def test_signed_body_that_is_not_json_is_refused(app, client, org):
+def test_signed_body_that_is_not_json_is_refused(app, client, organisation):
     body = "not json"
     response = client.post(
         WEBHOOK, data=body, headers=signed(body, app.config["STRIPE_WEBHOOK_SECRET"])
@@ -103,8 +110,8 @@ def test_signed_body_that_is_not_json_is_refused(app, client, org):
     assert applied_events(app) == 0
 
 
-def test_webhooks_are_refused_without_a_configured_secret(app, client, org):
-    event = customer_event(org.stripe_customer_id, unique_email())
+def test_webhooks_are_refused_without_a_configured_secret(app, client, organisation):
+    event = customer_event(organisation.stripe_customer_id, unique_email())
     body = json.dumps(event)
     headers = signed(body, app.config["STRIPE_WEBHOOK_SECRET"])
     app.config["STRIPE_WEBHOOK_SECRET"] = None
@@ -117,8 +124,8 @@ def test_webhooks_are_refused_without_a_configured_secret(app, client, org):
 # Once only, and never older over newer.
 
 
-def test_a_replayed_event_is_applied_once(app, client, org):
-    event = customer_event(org.stripe_customer_id, unique_email())
+def test_a_replayed_event_is_applied_once(app, client, organisation):
+    event = customer_event(organisation.stripe_customer_id, unique_email())
     assert deliver(client, app, event).get_json()["outcome"] == "applied"
     set_stored(app, "changed-in-app@northwind.example", event["created"])
     replay = deliver(client, app, event)
@@ -129,10 +136,10 @@ def test_a_replayed_event_is_applied_once(app, client, org):
     assert applied_events(app) == 1
 
 
-def test_newer_event_first_then_the_older_one_is_ignored(app, client, org):
+def test_newer_event_first_then_the_older_one_is_ignored(app, client, organisation):
     now = int(time.time())
-    older = customer_event(org.stripe_customer_id, unique_email("older"), now - 60)
-    newer = customer_event(org.stripe_customer_id, unique_email("newer"), now - 10)
+    older = customer_event(organisation.stripe_customer_id, unique_email("older"), now - 60)
+    newer = customer_event(organisation.stripe_customer_id, unique_email("newer"), now - 10)
     assert deliver(client, app, newer).get_json()["outcome"] == "applied"
     assert deliver(client, app, older).get_json()["outcome"] == "stale"
     newer_email = newer["data"]["object"]["email"]
@@ -140,10 +147,10 @@ def test_newer_event_first_then_the_older_one_is_ignored(app, client, org):
     assert audit_rows(app) == [("stripe", None, OLD, newer_email)]
 
 
-def test_older_event_first_then_the_newer_one_wins(app, client, org):
+def test_older_event_first_then_the_newer_one_wins(app, client, organisation):
     now = int(time.time())
-    older = customer_event(org.stripe_customer_id, unique_email("older"), now - 60)
-    newer = customer_event(org.stripe_customer_id, unique_email("newer"), now - 10)
+    older = customer_event(organisation.stripe_customer_id, unique_email("older"), now - 60)
+    newer = customer_event(organisation.stripe_customer_id, unique_email("newer"), now - 10)
     assert deliver(client, app, older).get_json()["outcome"] == "applied"
     assert deliver(client, app, newer).get_json()["outcome"] == "applied"
     older_email, newer_email = older["data"]["object"]["email"], newer["data"]["object"]["email"]
@@ -154,7 +161,7 @@ def test_older_event_first_then_the_newer_one_wins(app, client, org):
     ]
 
 
-def test_event_from_before_an_app_save_does_not_revert_it(app, client, auth, org):
+def test_event_from_before_an_app_save_does_not_revert_it(app, client, auth, organisation):
     started = int(time.time())
     auth.as_role("admin")
     fields = open_form(auth)
@@ -166,21 +173,26 @@ def test_event_from_before_an_app_save_does_not_revert_it(app, client, auth, org
 
     portal_change_before_the_save = started - 30
     stale = customer_event(
-        org.stripe_customer_id, unique_email("portal"), portal_change_before_the_save
+        organisation.stripe_customer_id, unique_email("portal"), portal_change_before_the_save
     )
     assert deliver(client, app, stale).get_json()["outcome"] == "stale"
     assert state(app)[0] == saved
     # Stripe's own echo of the app's change is no news: no second audit event.
-    echo = customer_event(org.stripe_customer_id, saved, int(time.time()))
+    echo = customer_event(organisation.stripe_customer_id, saved, int(time.time()))
     assert deliver(client, app, echo).get_json()["outcome"] == "unchanged"
     assert [row[0] for row in audit_rows(app)] == ["app"]
 
 
-def test_change_from_stripe_while_the_form_is_open_is_not_overwritten(app, client, auth, org):
+def test_change_from_stripe_while_the_form_is_open_is_not_overwritten(
+    app, client, auth, organisation
+):
     auth.as_role("admin")
     fields = open_form(auth)
     portal = unique_email("portal")
-    assert deliver(client, app, customer_event(org.stripe_customer_id, portal)).status_code == 200
+    assert (
+        deliver(client, app, customer_event(organisation.stripe_customer_id, portal)).status_code
+        == 200
+    )
     typed = unique_email("typed")
     response = auth.post("/settings/usage/billing-email", {"email": typed, **fields}, htmx=True)
     assert response.status_code == 409
@@ -190,29 +202,29 @@ def test_change_from_stripe_while_the_form_is_open_is_not_overwritten(app, clien
 
 
 def test_event_in_the_same_second_is_decided_by_stripes_current_value(
-    app, client, org, stripe_client
+    app, client, organisation, stripe_client
 ):
     now = int(time.time())
     set_stored(app, OLD, now)
     portal = unique_email("portal")
     # Stripe still has the stored address: the event is from before the stored change.
-    first = customer_event(org.stripe_customer_id, portal, now)
+    first = customer_event(organisation.stripe_customer_id, portal, now)
     assert deliver(client, app, first).get_json()["outcome"] == "stale"
     assert state(app)[0] == OLD
     # Stripe has the event's address: it is the newest change.
-    stripe_client.v1.customers.update(org.stripe_customer_id, params={"email": portal})
-    second = customer_event(org.stripe_customer_id, portal, now)
+    stripe_client.v1.customers.update(organisation.stripe_customer_id, params={"email": portal})
+    second = customer_event(organisation.stripe_customer_id, portal, now)
     assert deliver(client, app, second).get_json()["outcome"] == "applied"
     assert state(app) == (portal, now)
     assert audit_rows(app) == [("stripe", None, OLD, portal)]
 
 
 def test_stripe_unavailable_when_it_must_decide_asks_for_redelivery(
-    app, client, org, stripe_server
+    app, client, organisation, stripe_server
 ):
     now = int(time.time())
     set_stored(app, OLD, now)
-    event = customer_event(org.stripe_customer_id, unique_email(), now)
+    event = customer_event(organisation.stripe_customer_id, unique_email(), now)
     stripe_server.fault(method="GET", path="^/v1/customers/", status=500, times=1)
     assert deliver(client, app, event).status_code == 503
     assert applied_events(app) == 0
@@ -228,9 +240,11 @@ def test_stripe_unavailable_when_it_must_decide_asks_for_redelivery(
     ],
     ids=["unknown customer", "invoice.paid", "customer.created"],
 )
-def test_unknown_customers_and_other_events_are_acknowledged_and_ignored(app, client, org, event):
+def test_unknown_customers_and_other_events_are_acknowledged_and_ignored(
+    app, client, organisation, event
+):
     if event["data"]["object"]["id"] == "cus_any":
-        event["data"]["object"]["id"] = org.stripe_customer_id
+        event["data"]["object"]["id"] = organisation.stripe_customer_id
     response = deliver(client, app, event)
     assert response.status_code == 200
     assert response.get_json()["outcome"] == "ignored"
@@ -239,16 +253,16 @@ def test_unknown_customers_and_other_events_are_acknowledged_and_ignored(app, cl
     assert applied_events(app) == 0
 
 
-def test_event_without_an_email_is_recorded_but_not_applied(app, client, org):
-    response = deliver(client, app, customer_event(org.stripe_customer_id, None))
+def test_event_without_an_email_is_recorded_but_not_applied(app, client, organisation):
+    response = deliver(client, app, customer_event(organisation.stripe_customer_id, None))
     assert response.get_json()["outcome"] == "ignored"
     assert state(app)[0] == OLD
     assert audit_rows(app) == []
 
 
 @pytest.mark.parametrize("attempt", range(3))
-def test_racing_deliveries_of_one_event_apply_it_once(app, org, attempt):
-    event = customer_event(org.stripe_customer_id, unique_email("race"))
+def test_racing_deliveries_of_one_event_apply_it_once(app, organisation, attempt):
+    event = customer_event(organisation.stripe_customer_id, unique_email("race"))
     barrier = threading.Barrier(2)
     answers: list = []
 
@@ -290,12 +304,12 @@ def wait_for(condition, timeout: float = 10.0) -> None:
 
 
 def test_portal_change_reaches_the_app_and_the_apps_own_change_echoes_harmlessly(
-    app, auth, org, live_server, stripe_server, stripe_client
+    app, auth, organisation, live_server, stripe_server, stripe_client
 ):
     secret = app.config["STRIPE_WEBHOOK_SECRET"]
     with forwarding_webhooks(stripe_server, f"{live_server.url}{WEBHOOK}", secret):
         session = stripe_client.v1.billing_portal.sessions.create(
-            params={"customer": org.stripe_customer_id}
+            params={"customer": organisation.stripe_customer_id}
         )
         portal = unique_email("portal")
         data = urllib.parse.urlencode({"email": portal}).encode()

@@ -8,8 +8,8 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Regexp
 
-from billing_app.billing_email import service as billing_email
-from billing_app.billing_email.service import Change, InvalidEmail, Outcome, Result
+from billing_app.billing_email.addresses import InvalidEmail, normalise
+from billing_app.billing_email.saving import Change, Outcome, Result
 
 STALE_FORM = "This form is out of date. Reload the page and try again."
 
@@ -40,7 +40,7 @@ class BillingEmailForm(FlaskForm):
 
     def validate_email(self, field) -> None:
         try:
-            self.normalised = billing_email.normalise(field.data)
+            self.normalised = normalise(field.data)
         except InvalidEmail as error:
             raise ValidationError(str(error)) from None
 

@@ -6,13 +6,15 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from billing_app.access import is_htmx, requires
-from billing_app.billing_email import service as billing_email
+from billing_app.billing_email import saving
 from billing_app.billing_email.forms import BillingEmailForm
-from billing_app.billing_email.service import Outcome, Result
+from billing_app.billing_email.history import history
+from billing_app.billing_email.saving import SAVE_RATE_LIMIT, TOO_MANY_SAVES, Outcome, Result
 from billing_app.extensions import limiter
 from billing_app.permissions import Action
 from billing_app.stripe_gateway import gateway
-from billing_app.usage import views as usage
+from billing_app.web.responses import member_key
+from billing_app.web.usage_page import EMAIL_NOTICE, render_page
 
 bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
 
@@ -31,26 +33,22 @@ def edit():
     return _edit_form(BillingEmailForm.opened(current_user.organisation.billing_email))
 
 
-def _member_key() -> str:
-    return f"billing-email:{current_user.get_id()}"
-
-
 @bp.post("/billing-email")
 @requires(Action.CHANGE_BILLING_EMAIL)
-@limiter.limit(billing_email.SAVE_RATE_LIMIT, key_func=_member_key)
+@limiter.limit(SAVE_RATE_LIMIT, key_func=member_key("billing-email"))
 def save():
     """Save the billing email, Stripe first; the display again, or the form with the problem."""
     form = BillingEmailForm()
     if not form.validate_on_submit():
         return _edit_form(form, status=400)
     organisation_id = current_user.organisation_id
-    result = billing_email.save(organisation_id, current_user, form.change(), gateway())
+    result = saving.save(organisation_id, current_user, form.change(), gateway())
     if not result.ok:
         form.reopen(result)
         return _edit_form(form, result, status=result.status)
     if is_htmx():
         return _display(notice=result.message, focus=True)
-    flash(result.message, usage.EMAIL_NOTICE)
+    flash(result.message, EMAIL_NOTICE)
     return redirect(url_for("usage.page"), code=303)
 
 
@@ -59,14 +57,14 @@ def too_many_saves(_error):
     """The admin saved too often in the last minute: the form again, with what was typed."""
     form = BillingEmailForm()
     current = current_user.organisation.billing_email
-    result = Result(Outcome.TOO_MANY, current, 429, billing_email.TOO_MANY_SAVES)
+    result = Result(Outcome.TOO_MANY, current, 429, TOO_MANY_SAVES)
     return _edit_form(form, result, status=429)
 
 
 def section_context() -> dict:
     """What the billing-email fragments show: the organisation and its recent changes."""
     organisation = current_user.organisation
-    return {"organisation": organisation, "email_history": billing_email.history(organisation.id)}
+    return {"organisation": organisation, "email_history": history(organisation.id)}
 
 
 def _display(notice: str | None = None, focus: bool = False):
@@ -84,4 +82,4 @@ def _edit_form(form: BillingEmailForm, result: Result | None = None, status: int
     if is_htmx():
         body = render_template("_billing_email_form.html", **section_context(), **context)
         return body, status
-    return usage.render_page(status, **context)
+    return render_page(status, **context)

@@ -5,7 +5,7 @@ Written with the standard library's `csv` module (RFC 4180 quoting, CRLF line en
 dates as YYYY-MM-DD, money as plain decimals, prorated units with four decimals. Customer text
 goes through `neutralised`, so that no spreadsheet runs it as a formula. Rows are produced one
 at a time from the calculator's streamed lines and written in chunks (`chunks`): a month of
-100,000 users never sits whole in memory. Nothing here knows about Flask.
+100,000 users never sits whole in memory. `exports.views` streams them as attachments.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
-
-from billing_app.extensions import db
 from billing_app.figures import calculator
 from billing_app.figures.calculator import MonthTotals
-from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.figures.comparison import MonthBefore
+from billing_app.figures.months import Month
 from billing_app.figures.proration import price_for
-from billing_app.models import Organisation, Tenant
+from billing_app.figures.queries import Tenants
+from billing_app.models import Organisation
 
 TENANT_COLUMNS = (
     "month",
@@ -118,29 +117,31 @@ def chunks(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[
 # --- What goes in the rows ---------------------------------------------------------------
 
 
+def as_stored(text: str) -> str:
+    """Customer text as it is stored, for answers that are not spreadsheets (the API)."""
+    return text
+
+
 def tenant_rows(
     month_totals: MonthTotals,
     previous: MonthTotals | None,
     microsoft_ids: dict[int, str],
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
     """One row per tenant onboarded at some point in the month (zeros when it had no billable
     user), with its figures the month before (empty when that month cannot be shown: before
-    January 2026, or without a price)."""
-    before = {t.tenant_id: t for t in previous.tenants} if previous else {}
+    January 2026, or without a price). Customer text goes through `text` (`neutralised` for
+    the CSV, `as_stored` for the API)."""
+    before = MonthBefore(previous)
     for tenant in month_totals.tenants:
-        earlier = before.get(tenant.tenant_id)
-        if previous is None:
-            previous_users: str | int = ""
-            previous_cost = ""
-        elif earlier is None:
-            previous_users, previous_cost = 0, money(Decimal(0))
-        else:
-            previous_users, previous_cost = earlier.billable_users, money(earlier.cost)
+        earlier = before.of(tenant.tenant_id)
+        previous_users: str | int = "" if earlier is None else earlier[0]
+        previous_cost = "" if earlier is None else money(earlier[1])
         yield [
             str(month_totals.month),
-            neutralised(tenant.external_id),
-            neutralised(tenant.name),
-            neutralised(microsoft_ids.get(tenant.tenant_id, "")),
+            text(tenant.external_id),
+            text(tenant.name),
+            text(microsoft_ids.get(tenant.tenant_id, "")),
             tenant.billable_users,
             units(tenant.units),
             price(month_totals.unit_price),
@@ -151,42 +152,33 @@ def tenant_rows(
         ]
 
 
-def microsoft_tenant_ids(organisation_id: int) -> dict[int, str]:
-    """Every tenant's Microsoft tenant id, by tenant row id: one query."""
-    return dict(
-        db.session.execute(
-            select(Tenant.id, Tenant.microsoft_tenant_id).where(
-                Tenant.organisation_id == organisation_id
-            )
-        ).all()
-    )
-
-
-def previous_month(month: Month) -> Month | None:
-    """The month before, when there is one to compare with (none before January 2026)."""
-    before = month.previous()
-    return before if before >= FIRST_MONTH else None
-
-
 def user_rows(
-    organisation: Organisation, month: Month, today: dt.date, tenant_id: int | None = None
+    organisation: Organisation,
+    month: Month,
+    today: dt.date,
+    tenant_id: Tenants = None,
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
-    """One row per billable user of the month (or of one tenant), streamed from the
-    calculator in the order the identities were imported. `NoPriceError` when the month has
-    no unit price, raised before the first row."""
+    """One row per billable user of the month (or of one tenant, or of some: a collection of
+    tenant ids), streamed from the calculator in the order the identities were imported.
+    `NoPriceError` when the month has no unit price, raised before the first row. Customer
+    text goes through `text`, as in `tenant_rows`."""
     data = calculator.load(organisation.id, [month], today, tenant_id)
     _, currency = price_for(data.prices, month)
-    return _user_rows(data, month, today, currency.upper())
+    return _user_rows(data, month, today, currency.upper(), text)
 
 
 def _user_rows(
-    data: calculator.Loaded, month: Month, today: dt.date, currency: str
+    data: calculator.Loaded,
+    month: Month,
+    today: dt.date,
+    currency: str,
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
     # A line's units and cost depend on its billable days alone, its dates are days of the
     # month and its tenant is one of a few: each is written once and looked up after.
     tenants = {
-        t.id: [neutralised(t.external_id), neutralised(t.name), neutralised(t.microsoft_tenant_id)]
-        for t in data.tenants
+        t.id: [text(t.external_id), text(t.name), text(t.microsoft_tenant_id)] for t in data.tenants
     }
     month_text = str(month)
     days: dict[dt.date, str] = {}
@@ -208,9 +200,9 @@ def _user_rows(
         yield [
             month_text,
             *tenants[line.tenant_id],
-            neutralised(line.external_id),
-            neutralised(line.display_name),
-            neutralised(line.user_principal_name),
+            text(line.external_id),
+            text(line.display_name),
+            text(line.user_principal_name),
             first,
             last,
             line.billable_days,

@@ -11,14 +11,13 @@ from flask_login import current_user
 from billing_app.access import requires
 from billing_app.errors import render_error
 from billing_app.exports import csv
-from billing_app.figures.cache import month_summary
-from billing_app.figures.months import Month, MonthNotAvailable, parse_requested_month, today_utc
-from billing_app.figures.proration import NoPriceError
+from billing_app.figures.cache import microsoft_tenant_ids, month_summary
+from billing_app.figures.month_request import MonthRefusal, month_request
+from billing_app.figures.months import Month, today_utc
 from billing_app.logs import billing_log as log
 from billing_app.models import Organisation
 from billing_app.permissions import Action
 from billing_app.tenants import service as tenants
-from billing_app.usage.service import no_price
 
 bp = Blueprint("exports", __name__, url_prefix="/settings/usage/export")
 
@@ -50,20 +49,13 @@ def tell_the_page_the_download_began(response: Response) -> Response:
 def tenants_csv():
     """One row per tenant of the month asked for, as a CSV attachment."""
     organisation, today = current_user.organisation, today_utc()
-    try:
-        month = parse_requested_month(request.args.get("month"), today)
-        totals = month_summary(organisation, month, today)
-    except MonthNotAvailable as bad:
-        return render_error(400, str(bad), title="No export for that month")
-    except NoPriceError:
-        return render_error(409, no_price(month), title="No price for that month")
-    previous = None
-    if before := csv.previous_month(month):
-        try:
-            previous = month_summary(organisation, before, today)
-        except NoPriceError:
-            previous = None
-    rows = csv.tenant_rows(totals, previous, csv.microsoft_tenant_ids(organisation.id))
+    asked = month_request(organisation, request.args.get("month"), today, what="export")
+    if isinstance(asked, MonthRefusal):
+        return render_error(asked.status, asked.message, title=asked.title)
+    month = asked.month
+    totals = month_summary(organisation, month, today)
+    previous = month_summary(organisation, asked.previous, today) if asked.previous else None
+    rows = csv.tenant_rows(totals, previous, microsoft_tenant_ids(organisation))
     return attachment(csv.chunks(csv.TENANT_COLUMNS, rows), organisation, month, "tenants")
 
 
@@ -78,13 +70,11 @@ def users_csv():
         if tenant is None:
             abort(404)
         tenant_id = tenant.id
-    try:
-        month = parse_requested_month(request.args.get("month"), today)
-        rows = csv.user_rows(organisation, month, today, tenant_id)
-    except MonthNotAvailable as bad:
-        return render_error(400, str(bad), title="No export for that month")
-    except NoPriceError:
-        return render_error(409, no_price(month), title="No price for that month")
+    asked = month_request(organisation, request.args.get("month"), today, what="export")
+    if isinstance(asked, MonthRefusal):
+        return render_error(asked.status, asked.message, title=asked.title)
+    month = asked.month
+    rows = csv.user_rows(organisation, month, today, tenant_id)
     return attachment(csv.chunks(csv.USER_COLUMNS, rows), organisation, month, "users")
 
 

@@ -19,9 +19,9 @@ is shared); others wait for it rather than computing the same figures side by si
 cache itself fails, the figures are computed and served without it.
 
 In front of that cache, each process also keeps the entries it used last as they are (`Memo`,
-one per app): since a key never changes its value, they need no invalidation, and a request
-then costs neither a trip to Redis nor unpickling a thousand tenants. The views keep the
-rendered month summary there too (`remembered`).
+one per app's cache): since a key never changes its value, they need no invalidation, and a
+request then costs neither a trip to Redis nor unpickling a thousand tenants. Rendered HTML
+is the web side's to keep (`billing_app.web.fragments`), with the same `Memo`.
 
 The report does not come from here: it needs every user's line and is computed afresh.
 """
@@ -37,14 +37,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from decimal import Decimal
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
-from flask import current_app
+from sqlalchemy import select
 
-from billing_app.extensions import cache
+from billing_app.extensions import cache, db
 from billing_app.figures import headline
 from billing_app.figures.calculator import MonthTotals, month_totals, monthly_totals
+from billing_app.figures.month_request import month_before
 from billing_app.figures.months import Month
-from billing_app.models import Organisation
+from billing_app.figures.proration import NoPriceError
+from billing_app.models import Organisation, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +90,30 @@ def chart_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month
     return _cached(key, lambda: monthly_totals(organisation, today))
 
 
-def remembered(key: Hashable, compute: Callable[[], T]) -> T:
-    """`compute()`, kept in this process's memo under `key`, which must name everything the
-    value depends on (as the keys above do). For what is cheap to recompute but not to
-    repeat on every request, such as a rendered fragment; not shared between processes."""
-    return _memo().get_or_compute(key, compute)
+def previous_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
+    """The cached totals of the month before `month`; None for January 2026, or when that
+    month has no price."""
+    before = month_before(month)
+    if before is None:
+        return None
+    try:
+        return month_summary(organisation, before, today)
+    except NoPriceError:
+        return None
+
+
+def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
+    """Each tenant's Microsoft tenant id by its database id, in one query, kept in this
+    process for the organisation's usage revision (the importer bumps it on any change)."""
+
+    def load() -> dict[int, str]:
+        statement = select(Tenant.id, Tenant.microsoft_tenant_id).where(
+            Tenant.organisation_id == organisation.id
+        )
+        return {row.id: row.microsoft_tenant_id for row in db.session.execute(statement)}
+
+    key = ("microsoft-tenant-ids", organisation.id, organisation.usage_revision)
+    return _memo().get_or_compute(key, load)
 
 
 class Memo:
@@ -124,12 +146,24 @@ class Memo:
         return value
 
 
+_MEMOS: WeakKeyDictionary[object, Memo] = WeakKeyDictionary()
+_MEMOS_LOCK = threading.Lock()
+
+
 def _memo() -> Memo:
-    """This app's memo (a new app, e.g. in each test, starts with an empty one)."""
-    memo = current_app.extensions.get("figures_memo")
+    """The memo in front of this app's cache (a new app, e.g. in each test, has a cache and so
+    a memo of its own)."""
+    backend = cache.cache
+    memo = _MEMOS.get(backend)
     if memo is None:
-        memo = current_app.extensions.setdefault("figures_memo", Memo())
+        with _MEMOS_LOCK:
+            memo = _MEMOS.setdefault(backend, Memo())
     return memo
+
+
+def clear_memo() -> None:
+    """Forget what this app's memo keeps (benchmarks measuring a cold start)."""
+    _MEMOS.pop(cache.cache, None)
 
 
 def _key(kind: str, organisation: Organisation, *parts: str) -> str:

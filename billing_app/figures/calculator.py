@@ -9,7 +9,7 @@ lines:
 - `month_totals`: the same sums, from the lines counted by their billable days rather than
   built (`day_counts`; the Usage page's summary);
 - `monthly_totals`: each month's total cost from January 2026, likewise (the chart);
-- `lines`: the lines as they come, one month or several (the month before, CSV exports).
+- `load` with `user_lines`: the lines as they come, streamed (`users.csv`).
 
 Both `user_lines` and `day_counts` take the billable days of each identity and month from
 `_billable`, the one place the rules are applied; the rules themselves are in `proration`, the
@@ -25,10 +25,8 @@ from decimal import Decimal
 from typing import Any
 
 from billing_app.figures import queries
-from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.figures.months import Month, available_months
 from billing_app.figures.proration import (
-    BillableDays,
-    DateRange,
     NoPriceError,
     PriceEntry,
     clipped,
@@ -264,29 +262,6 @@ def day_counts(
     }
 
 
-def billable_days(
-    periods: Iterable[DateRange],
-    month: Month,
-    *,
-    onboarded_on: dt.date,
-    offboarded_on: dt.date | None = None,
-    pauses: Iterable[DateRange] = (),
-    today: dt.date | None = None,
-) -> BillableDays:
-    """The billable days in `month` of one identity with these billable periods, in a tenant
-    with this onboarding, offboarding and these pauses, as `user_lines` counts them; with
-    `today`, only days up to today count."""
-    tenant = TenantRow(0, "", "", "", onboarded_on, offboarded_on, list(pauses))
-    identity = IdentityRow(0, 0, "", "", "", list(periods))
-    counted_on = month.end if today is None else today
-    found = list(
-        user_lines([tenant], [identity], [(month.first_day, _ZERO, "")], [month], counted_on)
-    )
-    if not found:
-        return BillableDays(0, None, None)
-    return BillableDays(found[0].billable_days, found[0].billable_from, found[0].billable_to)
-
-
 # --- Loading and projections -----------------------------------------------------------------
 
 
@@ -321,17 +296,6 @@ def load(
         else iter(())
     )
     return Loaded(tenants, identities, prices)
-
-
-def lines(
-    organisation: Organisation,
-    months: Sequence[Month],
-    today: dt.date,
-    tenant_id: queries.Tenants = None,
-) -> Iterator[UserLine]:
-    """The organisation's (or one tenant's) per-user lines of `months`, streamed."""
-    data = load(organisation.id, months, today, tenant_id)
-    return user_lines(data.tenants, data.identities, data.prices, months, today)
 
 
 def _by_name(tenant_rows: Iterable[TenantRow]) -> list[TenantRow]:
@@ -462,21 +426,11 @@ def _cost(histogram: list[int], costs: Sequence[Decimal]) -> Decimal:
     return sum((costs[days] * users for days, users in enumerate(histogram) if users), _ZERO)
 
 
-def months_until(today: dt.date) -> list[Month]:
-    """January 2026 to the month of `today`, oldest first (none before January 2026)."""
-    months: list[Month] = []
-    month, current = FIRST_MONTH, Month.of(today)
-    while month <= current:
-        months.append(month)
-        month = month.next()
-    return months
-
-
 def monthly_totals(organisation: Organisation, today: dt.date) -> list[tuple[Month, Decimal]]:
     """The organisation's total prorated cost per month from January 2026 to the current
     month (month to date), oldest first; months before the first price are left out.
     Four queries in all, whatever the number of months."""
-    months = months_until(today)
+    months = available_months(today)[::-1]
     if not months:
         return []
     data = load(organisation.id, months, today, details=False)

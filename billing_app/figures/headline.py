@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from billing_app.figures.calculator import MonthTotals
+from billing_app.figures.month_request import month_before
 from billing_app.figures.months import FIRST_MONTH, Month
 from billing_app.figures.proration import NoPriceError
 from billing_app.models import Organisation
@@ -81,9 +82,9 @@ def headline(organisation: Organisation, month: Month, today: dt.date, totals: T
         last_day = month.end - dt.timedelta(days=1)
         projected = totals(organisation, month, last_day).cost
     previous = None
-    if month > FIRST_MONTH:
+    if (before := month_before(month)) is not None:
         try:
-            previous = totals(organisation, month.previous(), today)
+            previous = totals(organisation, before, today)
         except NoPriceError:
             previous = None
     return headline_of(shown, projected, previous)

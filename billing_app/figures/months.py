@@ -7,6 +7,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from billing_app.formats import shortened
+
 _MONTH_NAMES = (
     "January",
     "February",
@@ -117,7 +119,7 @@ def parse_requested_month(value: str | None, today: dt.date) -> Month:
     try:
         month = Month.parse(value)
     except ValueError:
-        shown = value if len(value) <= 20 else value[:20] + "…"
+        shown = shortened(value)
         raise MonthNotAvailable(
             f"“{shown}” is not a month. Write it as YYYY-MM, for example 2026-03."
         ) from None

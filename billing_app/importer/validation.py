@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from email_validator import validate_email
 
-from billing_app.billing_email.service import MAX_LENGTH as EMAIL_MAX_LENGTH
-from billing_app.billing_email.service import normalise
+from billing_app.billing_email.addresses import MAX_LENGTH as EMAIL_MAX_LENGTH
+from billing_app.billing_email.addresses import normalise
 from billing_app.figures.months import Month
 from billing_app.importer.schema import (
     AMOUNT,

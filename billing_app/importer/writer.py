@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from billing_app.billing_email.service import AUDIT_ACTION as BILLING_EMAIL_CHANGED
+from billing_app.billing_email.history import AUDIT_ACTION as BILLING_EMAIL_CHANGED
 from billing_app.extensions import db
 from billing_app.importer.schema import (
     ANALYZE_AFTER,

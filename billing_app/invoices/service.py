@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from billing_app.figures.months import Month
 from billing_app.logs import billing_log as log
-
-from ..figures.months import Month
-from ..models import Member, Organisation
-from ..stripe_gateway import (
+from billing_app.models import Member, Organisation
+from billing_app.stripe_gateway import (
     StripeGateway,
     StripeInvoice,
     StripeProblem,

@@ -5,15 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request
 from flask_login import current_user
 
-from ..access import is_htmx, requires
-from ..figures.months import today_utc
-from ..permissions import Action
-from ..stripe_gateway import gateway
-from . import service
+from billing_app.access import is_htmx, requires
+from billing_app.figures.months import today_utc
+from billing_app.invoices import service
+from billing_app.permissions import Action
+from billing_app.stripe_gateway import gateway
+from billing_app.web.responses import NO_STORE
 
 bp = Blueprint("invoices", __name__, url_prefix="/settings/usage/invoices")
-
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @bp.get("")

@@ -85,7 +85,7 @@ def fetch_invoice(invoice_id: str) -> StripeInvoice | None:
 
 def queue(app: Flask | None = None) -> Huey:
     """The job queue the worker runs (the reports' queue: one worker runs every job)."""
-    from billing_app.reports.jobs import jobs
+    from billing_app.reports.queue import jobs
 
     return jobs(app or current_app._get_current_object()).queue  # type: ignore[attr-defined]
 

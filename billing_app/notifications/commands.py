@@ -8,7 +8,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from billing_app.reports.jobs import worker_command
+    from billing_app.reports.commands import worker_command
 
     @app.cli.command("worker")
     @click.option("--workers", default=1, show_default=True, help="Jobs run side by side.")

@@ -10,14 +10,9 @@ from billing_app.extensions import limiter
 from billing_app.permissions import Action
 from billing_app.portal import service as portal
 from billing_app.stripe_gateway import gateway
+from billing_app.web.responses import NO_STORE, member_key
 
 bp = Blueprint("portal", __name__, url_prefix="/settings/usage")
-
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-
-
-def _member_key() -> str:
-    return f"portal:{current_user.get_id()}"
 
 
 def _problem_page(problem: portal.PortalProblem):
@@ -26,7 +21,7 @@ def _problem_page(problem: portal.PortalProblem):
 
 @bp.post("/billing-portal")
 @requires(Action.OPEN_BILLING_PORTAL)
-@limiter.limit(portal.RATE_LIMIT, key_func=_member_key)
+@limiter.limit(portal.RATE_LIMIT, key_func=member_key("portal"))
 def open_portal():
     """Send the member into the Stripe billing portal, or explain why that is not possible."""
     try:

@@ -1,42 +1,45 @@
 """The itemized report of a month: the .xlsx download once built, its progress while the
-report worker builds it (see `jobs`)."""
+report worker builds it (`requests`, `queue`, `worker`). A blueprint of its own, at the
+Usage page's address (/settings/usage/report)."""
 
 from __future__ import annotations
 
-from flask import redirect, render_template, request, send_file, url_for
+from flask import Blueprint, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from billing_app.access import is_htmx, requires
 from billing_app.errors import render_error
-from billing_app.figures.months import Month, MonthNotAvailable, parse_requested_month, today_utc
+from billing_app.figures.month_request import MonthRefusal, month_request
+from billing_app.figures.months import Month, today_utc
 from billing_app.logs import billing_log as log
 from billing_app.models import Organisation
 from billing_app.permissions import Action
-from billing_app.reports.jobs import ReportStatus, has_price, request_report
+from billing_app.reports.queue import ReportStatus
+from billing_app.reports.requests import request_report
 from billing_app.reports.writer import report_filename
-from billing_app.usage.service import no_price
+
+bp = Blueprint("reports", __name__, url_prefix="/settings/usage")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+@bp.get("/report")
 @requires(Action.DOWNLOAD_REPORT)
 def report():
     """The month's itemized report as an .xlsx attachment once built; 202 with its progress
     while it is being built (htmx: the Download control, else a page that refreshes)."""
     organisation = current_user.organisation
     today = today_utc()
-    try:
-        month = parse_requested_month(request.args.get("month"), today)
-    except MonthNotAvailable as bad:
-        return render_error(400, str(bad), title="No report for that month")
-    if not has_price(organisation, month):
-        return render_error(409, no_price(month), title="No price for that month")
+    asked = month_request(organisation, request.args.get("month"), today, what="report")
+    if isinstance(asked, MonthRefusal):
+        return render_error(asked.status, asked.message, title=asked.title)
+    month = asked.month
     retry = request.args.get("retry") == "1"
     status = request_report(organisation, month, today, retry=retry)
     htmx = is_htmx()
     if retry and not htmx:
         # The progress page refreshes itself: from the address that does not ask to retry.
-        return redirect(url_for("usage.report", month=str(month)), 303)
+        return redirect(url_for("reports.report", month=str(month)), 303)
     if status.ready and not htmx:
         return report_file(status, organisation, month)
     return report_progress(status, month, htmx)

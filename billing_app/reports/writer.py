@@ -21,8 +21,9 @@ from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.worksheet import Worksheet
 
-from billing_app.figures.calculator import MonthTotals, MonthUsage, TenantUsage
+from billing_app.figures.calculator import MonthTotals, TenantUsage
 from billing_app.figures.months import Month
+from billing_app.formats import CURRENCY_SYMBOLS
 
 CELL_TEXT_LIMIT = 32_767
 """Excel's limit on the length of a cell's text, in UTF-16 code units."""
@@ -32,7 +33,6 @@ SUMMARY_SHEET = "Summary"
 _RESERVED_SHEET_NAMES = ("History", SUMMARY_SHEET)
 _FORBIDDEN_IN_SHEET_NAMES = str.maketrans("[]:*?/\\", "()-----")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\s]+")
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 _DATE_FORMAT = "yyyy-mm-dd"
 _DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
@@ -301,7 +301,7 @@ def tenant_notes(tenant: TenantUsage) -> str:
     return "; ".join(notes)
 
 
-def counted_days_text(usage: MonthUsage) -> str:
+def counted_days_text(usage: MonthTotals) -> str:
     """Which days of the month the figures count."""
     if usage.counted_end <= usage.month.first_day:
         return f"None yet ({usage.month.label} has not started)"
@@ -322,22 +322,21 @@ def _excel_naive_utc(moment: dt.datetime) -> dt.datetime:
 
 
 def write_report(
-    usage: MonthUsage | MonthTotals,
+    usage: MonthTotals,
     organisation: NamedOrganisation,
     generated_at: dt.datetime,
     target: str | os.PathLike[str],
     *,
+    tenants: Iterable[TenantUsage],
     tmpdir: str | None = None,
-    tenants: Iterable[TenantUsage] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Write the itemized report of `usage` to the file `target`. The same data and
-    `generated_at` give the same bytes.
+    """Write the itemized report of the month's totals `usage` to the file `target`. The
+    same data and `generated_at` give the same bytes.
 
-    The tenant sheets come from `usage.tenants`, or from `tenants` (the same tenants in the
-    same order, with their users) when `usage` holds only the totals: read a few at a time,
-    a month of a million users never has to be in memory at once. `progress(written,
-    total)` is called after each sheet."""
+    The tenant sheets come from `tenants` (the tenants of `usage`, in the same order, with
+    their users): read a few at a time, a month of a million users never has to be in memory
+    at once. `progress(written, total)` is called after each sheet."""
     generated = _excel_naive_utc(generated_at)
     options = {
         "constant_memory": True,
@@ -365,8 +364,7 @@ def write_report(
         _finish(summary)
         if progress is not None:
             progress(1, total)
-        sheets = usage.tenants if tenants is None else tenants
-        for written, (tenant, name) in enumerate(zip(sheets, names, strict=True), start=2):
+        for written, (tenant, name) in enumerate(zip(tenants, names, strict=True), start=2):
             sheet = workbook.add_worksheet(name)
             _write_tenant(sheet, formats, usage, tenant)
             _finish(sheet)
@@ -382,7 +380,7 @@ def _finish(sheet: Worksheet) -> None:
         close()
 
 
-def _month_rows(usage: MonthUsage) -> tuple[tuple[str, str], ...]:
+def _month_rows(usage: MonthTotals) -> tuple[tuple[str, str], ...]:
     return (("Month", usage.month.label), ("Days counted", counted_days_text(usage)))
 
 
@@ -396,7 +394,7 @@ def _write_labelled(sheet: Worksheet, f: _Formats, first_row: int, *rows: tuple[
 def _write_summary(
     sheet: Worksheet,
     f: _Formats,
-    usage: MonthUsage | MonthTotals,
+    usage: MonthTotals,
     organisation: NamedOrganisation,
     generated: dt.datetime,
     names: Sequence[str],
@@ -498,9 +496,7 @@ def _date_serials(month: Month) -> dict[dt.date, int]:
     }
 
 
-def _write_tenant(
-    sheet: Worksheet, f: _Formats, usage: MonthUsage | MonthTotals, tenant: TenantUsage
-) -> None:
+def _write_tenant(sheet: Worksheet, f: _Formats, usage: MonthTotals, tenant: TenantUsage) -> None:
     lines = tenant.lines
     currency = usage.currency
     name_column = _text_column((line.display_name for line in lines), 20)

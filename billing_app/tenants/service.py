@@ -17,17 +17,10 @@ from sqlalchemy import or_, select
 
 from billing_app.extensions import db
 from billing_app.figures.calculator import TenantUsage, UserLine, month_usage
-from billing_app.figures.months import (
-    FIRST_MONTH,
-    Month,
-    MonthNotAvailable,
-    available_months,
-    parse_requested_month,
-)
-from billing_app.figures.proration import NoPriceError
+from billing_app.figures.month_request import MonthRefusal, month_request
+from billing_app.figures.months import Month
 from billing_app.figures.queries import TENANT_COLUMNS, TenantFacts
 from billing_app.models import Organisation, Tenant, TenantPause
-from billing_app.usage.service import no_price
 
 PAGE_SIZE = 100
 """Billable users shown per page of the tenant's table; the CSV has them all."""
@@ -64,7 +57,7 @@ class TenantMonth:
     """What the tenant page shows for one month."""
 
     tenant: TenantFacts
-    months: list[Month]
+    months: tuple[Month, ...]
     month: Month
     problem: str | None = None
     status: int = 200
@@ -152,17 +145,15 @@ def tenant_month(
 ) -> TenantMonth:
     """The tenant's month asked for as `YYYY-MM` (None: the current month), with page `page`
     of its billable users."""
-    months = available_months(today)
-    try:
-        month = months[0] if value is None else parse_requested_month(value, today)
-    except MonthNotAvailable as bad:
-        return TenantMonth(tenant, months, months[0], problem=str(bad), status=400)
-    try:
-        usage = month_usage(organisation, month, today, tenant_id=tenant.id)
-    except NoPriceError:
-        return TenantMonth(tenant, months, month, problem=no_price(month))
+    asked = month_request(organisation, value, today, current_if_missing=True)
+    if isinstance(asked, MonthRefusal):
+        # A month without a price is the page it is, saying so (200); a bad month is 400.
+        status = 200 if asked.no_price else asked.status
+        return TenantMonth(tenant, asked.months, asked.month, problem=asked.message, status=status)
+    months, month, previous = asked.months, asked.month, asked.previous
+    usage = month_usage(organisation, month, today, tenant_id=tenant.id)
     mine = usage.tenants[0] if usage.tenants else None
-    previous, before = _month_before(organisation, tenant, month, today)
+    before = _usage_in(organisation, tenant, previous, today) if previous else None
     lines = mine.lines if mine else ()
     pages = max(1, -(-len(lines) // PAGE_SIZE))
     return TenantMonth(
@@ -184,19 +175,13 @@ def tenant_month(
     )
 
 
-def _month_before(
+def _usage_in(
     organisation: Organisation, tenant: TenantFacts, month: Month, today: dt.date
-) -> tuple[Month | None, TenantUsage | None]:
-    """The month before and the tenant's usage in it (None when it was not onboarded then);
-    no month at all before January 2026 or when that month has no price."""
-    before = month.previous()
-    if before < FIRST_MONTH:
-        return None, None
-    try:
-        usage = month_usage(organisation, before, today, tenant_id=tenant.id)
-    except NoPriceError:
-        return None, None
-    return before, usage.tenants[0] if usage.tenants else None
+) -> TenantUsage | None:
+    """The tenant's usage in `month` (a month with a price); None when it was not onboarded
+    then."""
+    usage = month_usage(organisation, month, today, tenant_id=tenant.id)
+    return usage.tenants[0] if usage.tenants else None
 
 
 def _changes(these: tuple[UserLine, ...], those: tuple[UserLine, ...], compared: bool) -> Changes:

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 from markupsafe import Markup
 
 from billing_app.access import is_htmx, requires
-from billing_app.figures.cache import Memo
 from billing_app.figures.months import today_utc
 from billing_app.models import Organisation
 from billing_app.permissions import Action
 from billing_app.tenants import service
+from billing_app.web.fragments import kept
 
 bp = Blueprint("tenants", __name__, url_prefix="/settings/usage/tenants")
-
-KEPT = 32
-"""Tenant months each process keeps rendered (see `month_of`)."""
 
 
 @bp.get("/<tenant_id>")
@@ -40,17 +37,15 @@ def month_of(
     organisation: Organisation, tenant: service.TenantFacts, today: dt.date
 ) -> tuple[service.TenantMonth, Markup]:
     """The tenant's month asked for and its fragment. Each process keeps the last ones it
-    showed, keyed by everything they depend on: the organisation's usage revision (bumped by
-    every import that changes usage data), the tenant, the month and page asked for, and the
-    day (except while templates auto-reload, as in debug mode)."""
+    showed (`web.fragments`), keyed by everything they depend on: the organisation's usage
+    revision (bumped by every import that changes usage data), the tenant, the month and page
+    asked for, and the day; one that shows a problem is not kept."""
     month, page = request.args.get("month"), request.args.get("page")
-    key = (organisation.id, organisation.usage_revision, tenant, month, page, today)
-    memo = current_app.extensions.setdefault("tenant_month_memo", Memo(KEPT))
-    kept = None if current_app.jinja_env.auto_reload else memo.get(key)
-    if kept is None:
+    key = ("tenant-month", organisation.id, organisation.usage_revision, tenant, month, page, today)
+
+    def render() -> tuple[service.TenantMonth, Markup]:
         shown = service.tenant_month(organisation, tenant, month, today, page)
         # The template's output, escaped by Jinja: safe to include as it is.
-        kept = shown, Markup(render_template("_tenant_month.html", shown=shown))  # noqa: S704
-        if shown.status == 200:
-            memo.put(key, kept)
-    return kept
+        return shown, Markup(render_template("_tenant_month.html", shown=shown))  # noqa: S704
+
+    return kept(key, render, keep=lambda found: found[0].status == 200)

@@ -10,12 +10,8 @@ from decimal import Decimal
 from billing_app.figures.cache import chart_totals, month_headline, month_summary
 from billing_app.figures.calculator import MonthTotals
 from billing_app.figures.headline import Headline
-from billing_app.figures.months import (
-    Month,
-    MonthNotAvailable,
-    available_months,
-    parse_requested_month,
-)
+from billing_app.figures.month_request import MonthRefusal, month_request
+from billing_app.figures.months import Month
 from billing_app.figures.proration import NoPriceError
 from billing_app.models import Organisation
 from billing_app.usage.chart import Chart, chart_of
@@ -25,7 +21,7 @@ from billing_app.usage.chart import Chart, chart_of
 class MonthSummary:
     """What the month summary shows: the chosen month's usage, or why it cannot be shown."""
 
-    months: list[Month]
+    months: tuple[Month, ...]
     month: Month
     usage: MonthTotals | None = None
     headline: Headline | None = None
@@ -42,26 +38,28 @@ class MonthSummary:
         return self.months[0]
 
 
+def refused(refusal: MonthRefusal) -> MonthSummary:
+    """The summary that says why the month cannot be shown: 400 for a month that cannot be
+    asked for; a month without a price is shown, with the problem, as the page it is (200)."""
+    status = 200 if refusal.no_price else refusal.status
+    return MonthSummary(refusal.months, refusal.month, problem=refusal.message, status=status)
+
+
 def summary_of(organisation: Organisation, value: str | None, today: dt.date) -> MonthSummary:
     """The summary of the month asked for as `YYYY-MM` (None: the current month)."""
-    months = available_months(today)
-    try:
-        month = months[0] if value is None else parse_requested_month(value, today)
-    except MonthNotAvailable as bad:
-        return MonthSummary(months, months[0], problem=str(bad), status=400)
-    try:
-        usage = month_summary(organisation, month, today)
-    except NoPriceError:
-        return MonthSummary(months, month, problem=no_price(month))
+    asked = month_request(organisation, value, today, current_if_missing=True)
+    if isinstance(asked, MonthRefusal):
+        return refused(asked)
+    month, current = asked.month, asked.current
+    usage = month_summary(organisation, month, today)
     headline = month_headline(organisation, month, today)
     # The current month's bar shows its projection whichever month is chosen.
-    current = months[0]
     projected = (
         headline.projected_cost if month == current else projection(organisation, current, today)
     )
     chart = chart_of(chart_totals(organisation, today), month, current, projected)
     key = (organisation.id, organisation.usage_revision, str(month), today.isoformat())
-    return MonthSummary(months, month, usage, headline, chart, key=key)
+    return MonthSummary(asked.months, month, usage, headline, chart, key=key)
 
 
 def projection(organisation: Organisation, current: Month, today: dt.date) -> Decimal | None:
@@ -70,10 +68,3 @@ def projection(organisation: Organisation, current: Month, today: dt.date) -> De
         return month_headline(organisation, current, today).projected_cost
     except NoPriceError:
         return None
-
-
-def no_price(month: Month) -> str:
-    return (
-        f"There is no unit price for {month.label} in your organisation's price list, so its "
-        "usage cannot be priced yet. Contact Petra support to have the price added."
-    )

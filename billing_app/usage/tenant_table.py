@@ -18,14 +18,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import select
-
-from billing_app.extensions import db
-from billing_app.figures.cache import month_summary, remembered
+from billing_app.figures.cache import microsoft_tenant_ids, previous_totals
 from billing_app.figures.calculator import MonthTotals, TenantTotals
-from billing_app.figures.months import FIRST_MONTH, Month
-from billing_app.figures.proration import NoPriceError
-from billing_app.models import Organisation, Tenant
+from billing_app.figures.comparison import MonthBefore
+from billing_app.formats import shortened
+from billing_app.models import Organisation
 
 PAGE_SIZE = 50
 """Tenants shown a page."""
@@ -118,14 +115,14 @@ def read_query(args: Mapping[str, str]) -> TableQuery:
     try:
         sort = Sort(value)
     except ValueError:
-        shown = value if len(value) <= 20 else value[:20] + "…"
+        shown = shortened(value)
         raise BadTableQuery(
             f"The table cannot be sorted by “{shown}”. Sort by name, users or cost "
             "(for example sort=-cost for the highest cost first)."
         ) from None
     raw_page = args.get("page", "") or "1"
     if not (raw_page.isascii() and raw_page.isdigit()) or len(raw_page) > PAGE_MAX_DIGITS:
-        shown = raw_page if len(raw_page) <= 20 else raw_page[:20] + "…"
+        shown = shortened(raw_page)
         raise BadTableQuery(f"“{shown}” is not a page number. Pages are numbered from 1.")
     page = int(raw_page)
     if page < 1:
@@ -198,12 +195,6 @@ class TenantTable:
         return self.first_shown + len(self.rows) - 1 if self.rows else 0
 
 
-def matches(search: str, tenant: TenantTotals, microsoft_tenant_id: str) -> bool:
-    """Whether a tenant's name or Microsoft tenant id contains the search, ignoring case
-    (and, for the id, braces and dashes typed or left out)."""
-    return _matcher(search)(tenant, microsoft_tenant_id)
-
-
 def _matcher(search: str) -> Callable[[TenantTotals, str], bool]:
     needle = search.casefold()
     bare = needle.strip("{}").replace("-", "")
@@ -249,14 +240,10 @@ def build_table(
         )
     start = (query.page - 1) * PAGE_SIZE
     shown = ordered(found, query.sort)[start : start + PAGE_SIZE]
-    before = {t.tenant_id: t for t in previous.tenants} if previous is not None else None
+    before = MonthBefore(previous)
     rows = []
     for tenant in shown:
-        users, cost = None, None
-        if before is not None:
-            earlier = before.get(tenant.tenant_id)
-            users = earlier.billable_users if earlier else 0
-            cost = earlier.cost if earlier else Decimal(0)
+        users, cost = before.of(tenant.tenant_id) or (None, None)
         rows.append(TenantRow(tenant, ids.get(tenant.tenant_id, ""), users, cost))
     return TenantTable(
         query=query,
@@ -301,28 +288,3 @@ def tenant_table(
     except BadTableQuery as bad:
         return refused_table(totals, previous, bad), 400
     return table, 200
-
-
-def previous_totals(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals | None:
-    """The cached totals of the month before `month`; None for January 2026, or when that
-    month has no price."""
-    if month <= FIRST_MONTH:
-        return None
-    try:
-        return month_summary(organisation, month.previous(), today)
-    except NoPriceError:
-        return None
-
-
-def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
-    """Each tenant's Microsoft tenant id by its database id, in one query, kept in this
-    process for the organisation's usage revision (the importer bumps it on any change)."""
-
-    def load() -> dict[int, str]:
-        statement = select(Tenant.id, Tenant.microsoft_tenant_id).where(
-            Tenant.organisation_id == organisation.id
-        )
-        return {row.id: row.microsoft_tenant_id for row in db.session.execute(statement)}
-
-    key = ("microsoft-tenant-ids", organisation.id, organisation.usage_revision)
-    return remembered(key, load)

@@ -1,31 +1,17 @@
 """The Settings → Usage page: month picker, month summary with its chart (figures from
-`service`); the report's download route (`reports.views`) is registered here as usage.report."""
+`service`, the page put together by `web.usage_page`)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from flask import (
-    Blueprint,
-    current_app,
-    get_flashed_messages,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user
-from markupsafe import Markup
 
-from billing_app.access import can, htmx_target, is_htmx, requires
-from billing_app.billing_email import service as billing_email
-from billing_app.figures.cache import remembered
+from billing_app.access import htmx_target, is_htmx, requires
 from billing_app.figures.months import today_utc
-from billing_app.notifications import views as notifications_views
 from billing_app.permissions import Action
-from billing_app.reports import views as reports_views
-from billing_app.reports.writer import CURRENCY_SYMBOLS
 from billing_app.usage.service import MonthSummary, summary_of
 from billing_app.usage.tenant_table import TenantTable, tenant_table
+from billing_app.web.usage_page import month_html, render_page
 
 TABLE_ID = "tenant-table"
 """The tenant table's element: htmx requests that swap it get the table alone."""
@@ -61,66 +47,9 @@ def summary():
     return month_html(shown, table), status, headers
 
 
-# The report keeps its endpoint, usage.report, beside the page it is downloaded from.
-bp.add_url_rule("/report", view_func=reports_views.report)
-
-
-#: Flashed after a billing-email save without JavaScript; the page shows it where the billing
-#: email is, as htmx does, not at the top with other messages.
-EMAIL_NOTICE = "billing-email"
-
-
-def render_page(status: int = 200, **context):
-    """The whole Usage page; other routes pass extra context, e.g. the billing-email form."""
-    flashed = get_flashed_messages(category_filter=[EMAIL_NOTICE])
-    context.setdefault("email_notice", flashed[0] if flashed else None)
-    context.setdefault("organisation", current_user.organisation)
-    context.setdefault("email_history", billing_email.history(current_user.organisation_id))
-    context.setdefault("notifications", notifications_views.for_usage_page())
-    if "summary" not in context:
-        context["summary"] = summary_of(current_user.organisation, None, today_utc())
-    table = context.pop("table", None)
-    context["month_html"] = month_html(context["summary"], table)
-    return render_template("usage.html", **context), status
-
-
 def table_of(summary: MonthSummary) -> tuple[TenantTable | None, int]:
     """The tenant table the request's `q`, `sort` and `page` ask for (None when the month
     has no figures), and its status (400 for a bad search, sort or page)."""
     if summary.usage is None:
         return None, 200
     return tenant_table(current_user.organisation, summary.usage, today_utc(), request.args)
-
-
-def month_html(summary: MonthSummary, table: TenantTable | None = None) -> Markup:
-    """The month summary fragment, with the tenant table (its first page by name unless
-    `table` says otherwise). Each process keeps the HTML of that first page for the same
-    figures, day and permissions (except while templates auto-reload, as in debug mode);
-    searches, sorts and later pages are rendered afresh, 50 rows at most."""
-    if table is None and summary.usage is not None:
-        table, _ = tenant_table(current_user.organisation, summary.usage, today_utc(), {})
-
-    def render() -> Markup:
-        # The template's output, escaped by Jinja: safe to include as it is.
-        html = render_template("_usage_month.html", summary=summary, table=table)
-        return Markup(html)  # noqa: S704
-
-    default = table is None or (table.query.is_default and table.problem is None)
-    if summary.key is None or not default or current_app.jinja_env.auto_reload:
-        return render()
-    return remembered(("usage-month-html", *summary.key, can(Action.DOWNLOAD_REPORT)), render)
-
-
-def format_money(amount: Decimal, currency: str, whole: bool = False) -> str:
-    """An amount with its currency: "$1,234.56", "€1,234.56", "£1,234.56", "1,234.56 CHF";
-    with `whole`, a whole amount without its cents ("$1,500", as on the chart's axis)."""
-    exponent = amount.normalize().as_tuple().exponent
-    places = max(2, -exponent) if isinstance(exponent, int) else 2
-    if whole and amount == amount.to_integral_value():
-        places = 0
-    number = f"{abs(amount):,.{places}f}"
-    sign = "-" if amount < 0 else ""
-    symbol = CURRENCY_SYMBOLS.get(currency.lower())
-    if symbol:
-        return f"{sign}{symbol}{number}"
-    return f"{sign}{number} {currency.upper()}"

@@ -8,7 +8,8 @@ import json
 import stripe
 from flask import Blueprint, current_app, jsonify, request
 
-from billing_app.billing_email import service as billing_email
+from billing_app.billing_email import events
+from billing_app.billing_email.locking import OrganisationBusy
 from billing_app.extensions import csrf
 from billing_app.logs import billing_log as log
 from billing_app.stripe_gateway import StripeUnavailable, gateway
@@ -47,16 +48,16 @@ def stripe_event():
     except (ValueError, stripe.SignatureVerificationError):
         return jsonify(error="Invalid payload or signature."), 400
     try:
-        event = billing_email.read_event(payload)
-    except billing_email.MalformedEvent as problem:
+        event = events.read_event(payload)
+    except events.MalformedEvent as problem:
         log.warning("Stripe webhook refused: not an event as Stripe sends it (%s)", problem)
         return jsonify(error="The body is not a Stripe event."), 400
     if event.type == INVOICE_FINALIZED:
         return jsonify(received=True, outcome=statement_on_finalized(payload))
     try:
-        outcome = billing_email.apply_stripe_event(event, gateway())
+        outcome = events.apply_stripe_event(event, gateway())
     except StripeUnavailable:
         return jsonify(error="Stripe could not be asked; send the event again."), 503
-    except billing_email.OrganisationBusy:
+    except OrganisationBusy:
         return jsonify(error="The billing email is being changed; send the event again."), 503
     return jsonify(received=True, outcome=outcome)

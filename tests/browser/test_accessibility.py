@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import AXE_FILE, AXE_INTEGRITY, FOCUSED, axe_violations, sign_in
 from tests.factories import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 
 def test_vendored_axe_core_is_the_published_file():

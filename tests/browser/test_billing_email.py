@@ -13,7 +13,7 @@ from billing_app.models import AuditEvent, Organisation
 from tests.browser.conftest import sign_in
 from tests.factories import PASSWORD, unique_email
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 OLD = "billing@northwind.example"
 ADMIN = "admin@northwind-msp.example"
@@ -29,7 +29,7 @@ def stored(app) -> tuple[str, int]:
 
 
 def test_admin_edits_sees_an_error_fixes_it_saves_and_cancels_with_escape(
-    page, app, org, stripe_client
+    page, app, organisation, stripe_client
 ):
     sign_in(page, ADMIN, PASSWORD)
     section = page.locator("#billing-email")
@@ -58,7 +58,7 @@ def test_admin_edits_sees_an_error_fixes_it_saves_and_cancels_with_escape(
     expect(page.locator("#billing-email-history tbody tr")).to_have_count(1)
     assert page.url.endswith("/settings/usage")
     assert stored(app) == (new, 1)
-    assert stripe_client.v1.customers.retrieve(org.stripe_customer_id).email == new
+    assert stripe_client.v1.customers.retrieve(organisation.stripe_customer_id).email == new
 
     edit.click()
     expect(field).to_be_focused()
@@ -80,7 +80,7 @@ def test_admin_edits_sees_an_error_fixes_it_saves_and_cancels_with_escape(
 
 
 def test_stripe_failure_is_shown_in_place_and_save_again_works(
-    page, app, org, stripe_client, stripe_server
+    page, app, organisation, stripe_client, stripe_server
 ):
     sign_in(page, ADMIN, PASSWORD)
     page.get_by_role("button", name="Edit billing email").click()
@@ -97,7 +97,9 @@ def test_stripe_failure_is_shown_in_place_and_save_again_works(
     assert stored(app) == (new, 1)
 
 
-def test_without_javascript_the_same_edit_works_as_plain_forms(browser, live_server, app, org):
+def test_without_javascript_the_same_edit_works_as_plain_forms(
+    browser, live_server, app, organisation
+):
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
     try:
         page = context.new_page()

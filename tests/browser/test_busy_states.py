@@ -17,7 +17,7 @@ from billing_app.models import Organisation
 from tests.browser.conftest import Held, reads_held, sign_in
 from tests.factories import ALWAYS, PASSWORD, add_tenant, unique_email
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 DOWNLOADS = ("#download-report", "#export-tenants-csv", "#export-users-csv")
 

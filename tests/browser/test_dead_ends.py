@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import sign_in
 from tests.factories import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 
 def test_front_door_leads_to_sign_in_then_to_the_usage_page(page, organisation):

@@ -10,7 +10,7 @@ from billing_app import config
 from tests.browser.conftest import HTMX_FILE, sign_in
 from tests.factories import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 
 def test_pinned_htmx_file_matches_its_integrity_hash():

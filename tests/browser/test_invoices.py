@@ -12,7 +12,7 @@ from dev.stripe_local.invoices import create_invoices
 from tests.browser.conftest import AXE_FILE, axe_violations, sign_in
 from tests.factories import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 SPECS = [
     {"period": "2026-08", "amount": 181_250, "status": "paid"},

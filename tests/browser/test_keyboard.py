@@ -12,7 +12,7 @@ from billing_app.models import Organisation
 from tests.browser.conftest import AXE_FILE, FOCUSED, axe_violations, sign_in
 from tests.factories import ALWAYS, PASSWORD, add_tenant, unique_email
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 
 def tab_to(page: Page, name: str | None = None, selector: str | None = None) -> dict:

@@ -21,7 +21,7 @@ from tests.browser.conftest import (
 )
 from tests.factories import ALWAYS, PASSWORD, add_tenant, unique_email
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 PHONES = [360, 390]
 WIDTHS = [*PHONES, 1280]

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import sign_in
 from tests.factories import PASSWORD, update_organisation
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.stripe_customer]
 
 
 def _open_portal(page, context):

@@ -30,6 +30,14 @@ def northwind(app, organisation) -> Organisation:
     return organisation
 
 
+def wait_for_the_build(page, url: str) -> None:
+    """Wait for the build of the report the page asked for, however long the worker takes: the
+    report answers 202 while it is queued or being built, and the file (200) once it is."""
+    while (response := page.request.get(url, max_redirects=0)).status == 202:
+        page.wait_for_timeout(250)
+    assert response.status == 200, response.status
+
+
 def test_choosing_a_month_updates_the_summary_and_the_download(
     app, page, northwind, live_server, tmp_path, report_worker
 ):
@@ -53,9 +61,12 @@ def test_choosing_a_month_updates_the_summary_and_the_download(
     download_link = page.get_by_role("link", name="Download report for January 2026 (.xlsx)")
     expect(download_link).to_have_attribute("href", "/settings/usage/report?month=2026-01")
 
-    with page.expect_download() as info:
-        download_link.click()
-    download = info.value
+    downloads = []
+    page.on("download", lambda started: downloads.append(started))
+    download_link.click()
+    wait_for_the_build(page, "/settings/usage/report?month=2026-01")
+    expect(page.locator("#report-ready")).to_be_visible()
+    download = downloads[0] if downloads else page.wait_for_event("download")
     assert download.suggested_filename == "usage-northwind-msp-2026-01.xlsx"
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)

@@ -9,6 +9,8 @@ from billing_app import config
 from tests.browser.conftest import sign_in
 from tests.factories import PASSWORD
 
+pytestmark = pytest.mark.stripe_customer
+
 CSP_RECORDER = """
 window.__cspViolations = [];
 document.addEventListener('securitypolicyviolation', (event) => {

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from billing_app.extensions import db
 from billing_app.figures.calculator import monthly_totals
 from billing_app.figures.months import today_utc
+from billing_app.formats import format_money
 from billing_app.models import Organisation
-from billing_app.usage.views import format_money
 from tests.browser.conftest import FOCUSED, sign_in
 from tests.factories import ALWAYS, PASSWORD, add_tenant
 

@@ -1,7 +1,7 @@
 """Notifications: billing contacts, alert settings, alerts and statements sent, the outbox
 
 Revision ID: e5b8c2d4f6a1
-Revises: c3d9e1f5a7b2
+Revises: e5b7c9d1f3a2
 Create Date: 2026-12-06 11:40:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e5b8c2d4f6a1'
-down_revision = 'c3d9e1f5a7b2'
+down_revision = 'e5b7c9d1f3a2'
 branch_labels = None
 depends_on = None
 

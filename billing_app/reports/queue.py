@@ -1,0 +1,178 @@
+"""Building reports on a job queue, in a worker process separate from the web servers.
+
+The queue is Huey's: a file of its SQLite storage by default (`QUEUE_URL` unset; `make run`
+needs no server), Redis when `QUEUE_URL` is a Redis URL (production: every app server and
+worker share it). The worker is `flask --app wsgi reports worker` (`commands`).
+
+A request for a report (`requests.request_report`) answers at once with the kept file when there is
+one (see `store`). Otherwise it claims the build of that report in the queue's store
+(`put_if_empty`, atomic on both storages: however many members ask, one build per month and
+data is queued) and enqueues it, then waits a few seconds (`REPORT_WAIT`) for it, so that
+small reports still arrive on the first click; after that it answers with the progress the
+worker records (sheets written out of total), and the member's browser asks again.
+
+The claim records the build's state: queued, building (with progress), or failed (with the
+reason, shown until the member retries). A build that is done leaves the file and no record.
+A claim that has not moved for `STALE_AFTER` seconds (its worker was stopped) is taken over
+by the next request; the build it enqueued then finds the claim is not its own and stops.
+
+The worker (`worker`) builds each report; a periodic task builds the reports of the month
+that closed last for every organisation, ahead of the first click, and removes kept files no
+request can be answered with any more.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from flask import Flask, current_app
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.api import Huey, TaskWrapper
+
+from billing_app.config import QUEUE_SCHEMES
+from billing_app.extensions import db
+from billing_app.figures.months import today_utc
+from billing_app.reports.store import ReportKey, ReportStore
+
+log = logging.getLogger("billing_app.reports")
+
+
+STALE_AFTER = 10 * 60
+"""Seconds after which a claim whose state has not changed is taken for an abandoned one."""
+
+
+POLL = 0.1
+
+
+HEARTBEAT = 0.5
+"""Seconds between the progress records of a build (a sheet takes milliseconds)."""
+
+
+CHUNK_USERS = 50_000
+"""Users read from the database at a time while the tenant sheets are written."""
+
+
+CLOSED_MONTHS_SCHEDULE = crontab(minute="*/10")
+
+
+QUEUED, BUILDING, FAILED, READY = "queued", "building", "failed", "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStatus:
+    """Where a month's report stands: ready (with the kept file opened for reading), queued,
+    building (sheets written out of total) or failed (with the reason)."""
+
+    key: ReportKey
+    state: str
+    written: int = 0
+    total: int = 0
+    message: str | None = None
+    file: BinaryIO | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    """An app's report queue, its tasks and its kept reports."""
+
+    queue: Huey
+    build: TaskWrapper
+    closed_months: TaskWrapper
+    store: ReportStore
+
+
+QUEUE_TASKS = "queue_tasks"
+"""Where other features list the functions that add their tasks to the one queue (mail,
+alerts), so that one worker runs every job without this package importing them."""
+
+
+def add_tasks(app: Flask, register: Callable[[Huey, Flask], object]) -> None:
+    """Have `register(queue, app)` add tasks to the app's queue when it is set up."""
+    app.extensions.setdefault(QUEUE_TASKS, []).append(register)
+
+
+def jobs(app: Flask | None = None) -> Jobs:
+    """The app's report queue and store, set up from its config on first use."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    found = app.extensions.get("reports")
+    if found is None:
+        found = app.extensions.setdefault("reports", _create(app))
+    return found
+
+
+def _create(app: Flask) -> Jobs:
+    url, name = app.config["QUEUE_URL"], app.config["QUEUE_NAME"]
+    if url.startswith(QUEUE_SCHEMES):
+        queue: Huey = RedisHuey(name, url=url, results=False)
+    else:
+        queue = SqliteHuey(name, filename=url.removeprefix("sqlite:///"), results=False)
+
+    @queue.task(name="build_report")
+    def build(organisation_id: int, revision: int, month: str, day: str | None, token: str):
+        """Build one report (on the worker)."""
+        with app.app_context():
+            try:
+                from billing_app.reports.worker import build_report
+
+                build_report(ReportKey(organisation_id, revision, month, day), token)
+            finally:
+                db.session.remove()
+
+    @queue.periodic_task(CLOSED_MONTHS_SCHEDULE, name="build_closed_months")
+    def closed_months():
+        """Build the reports of the month that closed last, and sweep the kept reports."""
+        with app.app_context():
+            try:
+                from billing_app.reports.worker import schedule_closed_months
+
+                schedule_closed_months(today_utc())
+            finally:
+                db.session.remove()
+
+    for register in app.extensions.get(QUEUE_TASKS, ()):
+        register(queue, app)
+    return Jobs(queue, build, closed_months, ReportStore(app.config["REPORT_DIR"]))
+
+
+def state_key(key: ReportKey) -> str:
+    return f"report-build:{key.token}"
+
+
+def record_of(queue: Huey, key: ReportKey) -> dict[str, Any] | None:
+    return queue.get(state_key(key), peek=True)
+
+
+def status_of(key: ReportKey, record: dict[str, Any]) -> ReportStatus:
+    return ReportStatus(
+        key,
+        record["state"],
+        written=record.get("written", 0),
+        total=record.get("total", 0),
+        message=record.get("message"),
+    )
+
+
+def abandoned(record: dict[str, Any]) -> bool:
+    return time.time() - record.get("updated", 0) > STALE_AFTER
+
+
+def claim(app_jobs: Jobs, key: ReportKey, replacing: dict[str, Any] | None = None) -> bool:
+    """Claim the build of `key` and queue it, unless someone else claimed it first."""
+    token = secrets.token_hex(8)
+    record = {"state": QUEUED, "token": token, "written": 0, "total": 0, "updated": time.time()}
+    if replacing is not None:
+        app_jobs.queue.delete(state_key(key))
+    if not app_jobs.queue.put_if_empty(state_key(key), record):
+        return False
+    app_jobs.build(key.organisation_id, key.revision, key.month, key.day, token)
+    log.info("usage report queued: organisation_id=%s month=%s", key.organisation_id, key.month)
+    return True

@@ -1,0 +1,2 @@
+"""What every page view shares: keeping rendered fragments, the page's assembly, response
+headers."""

@@ -1,0 +1,1 @@
+"""The demo organisation of `make run` and its commands."""
