@@ -232,6 +232,7 @@ def _run_pending(app, name: str) -> None:
             queue.execute(task)
 
 
+@pytest.mark.stripe_customer
 def test_invoice_finalized_mails_the_statement_once_to_confirmed_contacts(
     admin, app, mail_server, organisation, november_invoice
 ):
@@ -516,6 +517,7 @@ def test_contacts_service_never_lists_unconfirmed_addresses(app, organisation):
         assert alerts.recipients(org) == [(None, "billing@northwind.example")]
 
 
+@pytest.mark.stripe_customer
 def test_the_local_stripe_server_finalizes_an_invoice_and_sends_the_signed_webhook(
     app, organisation, stripe_server, stripe_client, live_server, mail_server
 ):
@@ -552,6 +554,7 @@ def test_flask_worker_is_the_reports_worker_by_a_shorter_name(app):
     assert "reports, mail, alerts" in result.output
 
 
+@pytest.mark.stripe_customer
 def test_flask_demo_finalize_invoice_finalizes_one_at_the_local_stripe_server(
     app, organisation, stripe_client
 ):

@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from billing_app.figures import calculator
+from billing_app.figures.cache import microsoft_tenant_ids, month_summary
 from billing_app.figures.calculator import MonthTotals
 from billing_app.figures.comparison import MonthBefore
+from billing_app.figures.month_request import MonthRequest
 from billing_app.figures.months import Month
 from billing_app.figures.proration import price_for
 from billing_app.figures.queries import Tenants
@@ -150,6 +152,16 @@ def tenant_rows(
             previous_users,
             previous_cost,
         ]
+
+
+def month_tenant_rows(
+    organisation: Organisation, asked: MonthRequest, today: dt.date
+) -> Iterator[list[str | int]]:
+    """The rows of a month's `tenants.csv`: its cached totals beside the month before's, as
+    the export and the monthly statement's attachment write them."""
+    totals = month_summary(organisation, asked.month, today)
+    previous = month_summary(organisation, asked.previous, today) if asked.previous else None
+    return tenant_rows(totals, previous, microsoft_tenant_ids(organisation))
 
 
 def user_rows(

@@ -11,11 +11,12 @@ from flask import Flask, current_app
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
-from billing_app.billing_email.service import InvalidEmail, normalise
+from billing_app.billing_email.addresses import InvalidEmail, normalise
 from billing_app.config import QUEUE_SCHEMES
 from billing_app.exports import csv as exports_csv
 from billing_app.figures.cache import month_headline, month_summary
 from billing_app.figures.calculator import MonthTotals
+from billing_app.figures.month_request import MonthRefusal, month_request
 from billing_app.figures.months import FIRST_MONTH, Month, today_utc
 from billing_app.figures.proration import NoPriceError
 from billing_app.models import Organisation
@@ -66,14 +67,12 @@ def month_totals(organisation: Organisation, month: Month, today: dt.date) -> Mo
 
 
 def tenants_csv(organisation: Organisation, month: Month, today: dt.date) -> tuple[str, bytes]:
-    """The month's `tenants.csv` as the export names and writes it."""
-    totals = month_summary(organisation, month, today)
-    previous = None
-    if before := exports_csv.previous_month(month):
-        previous = month_totals(organisation, before, today)
-    rows = exports_csv.tenant_rows(
-        totals, previous, exports_csv.microsoft_tenant_ids(organisation.id)
-    )
+    """The month's `tenants.csv` as the export names and writes it (`NoPriceError` for a month
+    without a price)."""
+    asked = month_request(organisation, str(month), today)
+    if isinstance(asked, MonthRefusal):
+        raise NoPriceError(asked.message)
+    rows = exports_csv.month_tenant_rows(organisation, asked, today)
     body = "".join(exports_csv.chunks(exports_csv.TENANT_COLUMNS, rows))
     return exports_csv.filename(organisation, month, "tenants"), body.encode("utf-8")
 
