@@ -67,7 +67,7 @@ def month() -> Month:
 
 
 def summary_total(body: bytes) -> object:
-    summary = openpyxl.load_workbook(io.BytesIO(body), read_only=True)["Summary"]
+    summary = openpyxl.load_workbook(io.BytesIO(body), data_only=True)["Summary"]
     [total] = [row for row in summary.iter_rows(values_only=True) if row[0] == "Total"]
     return total[3]
 
