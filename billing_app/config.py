@@ -37,6 +37,24 @@ def _count(name: str) -> int:
     return int(value)
 
 
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (`default` when unset)."""
+    value = os.environ.get(name, "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}.")
+    return seconds
+
+
+def trusted_proxies() -> int:
+    """`TRUSTED_PROXIES`: how many reverse proxies in front are believed (0: none, and no
+    forwarded header is read, by the app or by gunicorn)."""
+    return _count("TRUSTED_PROXIES")
+
+
 CACHE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -189,9 +207,9 @@ def from_environment(instance_path: Path) -> dict:
         **_queue(os.environ.get("QUEUE_URL", "").strip(), instance_path),
         **_mail(production),
         "REPORT_DIR": os.environ.get("REPORT_DIR") or str(instance_path / "reports"),
-        "REPORT_TMPDIR": os.environ.get("REPORT_TMPDIR") or None,
+        "REPORT_LEASE": _seconds("REPORT_LEASE", 30.0),
         "REPORT_WAIT": float(os.environ.get("REPORT_WAIT", "3")),
-        "TRUSTED_PROXIES": _count("TRUSTED_PROXIES"),
+        "TRUSTED_PROXIES": trusted_proxies(),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,

@@ -370,8 +370,9 @@ def test_once_built_htmx_is_told_to_download_and_the_page_gets_the_file(app, adm
 
 
 def test_a_failed_build_says_so_and_can_be_retried(app, admin, queue_backend, report_worker):
-    # The worker cannot write its temporary files: every build fails until it can again.
-    report_worker.tmpdir.rmdir()
+    # The builds cannot make their temporary folders: every build fails until they can.
+    report_worker.scratch.parent.mkdir(parents=True, exist_ok=True)
+    report_worker.scratch.write_text("not a folder")
     failed = download(admin.client, f"{REPORT}?month=2026-01")
     assert failed.status_code == 500
     assert "could not be built. Something went wrong while writing it." in failed.text
@@ -384,7 +385,7 @@ def test_a_failed_build_says_so_and_can_be_retried(app, admin, queue_backend, re
     assert "usage report failed" in report_worker.log
     assert kept_files(app) == []
 
-    report_worker.tmpdir.mkdir()
+    report_worker.scratch.unlink()
     retried = admin.client.get(f"{REPORT}?month=2026-01&retry=1")
     assert retried.status_code == 303
     assert retried.headers["Location"] == "/settings/usage/report?month=2026-01"
