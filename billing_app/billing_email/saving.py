@@ -192,7 +192,8 @@ def _save(organisation_id: int, member: Member, change: Change, stripe: StripeGa
 
 
 CONFLICT_ADVICE = (
-    "Nothing was saved. Save again to replace it with the address below, or cancel to keep it."
+    "Nothing was saved. Save again to use the address in the field above instead, "
+    "or cancel to keep it."
 )
 
 
