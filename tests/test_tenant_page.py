@@ -165,7 +165,12 @@ def test_onboarding_offboarding_and_not_onboarded_months(auth, tenants):
     assert "Onboarded on 10 February 2026" in february.by_id("tenant-events").text
     # Every user was billable in October and none is in November: all removed.
     november = parse(page_of(auth, awkward["external_id"], "2026-11").get_data(as_text=True))
-    assert "was not onboarded at any point in November 2026" in november.text
+    not_billed = november.by_id("tenant-not-onboarded").text
+    assert "was offboarded on 15 October 2026" in not_billed
+    assert "not onboarded" not in not_billed
+    # No users in the month: no CSV of them is offered.
+    assert november.by_id("tenant-users-csv") is None
+    assert october.by_id("tenant-users-csv") is not None
     assert "Removed since October 2026: 3" in november.by_id("tenant-removed").text
     formula = tenants["formula"]
     open_pause = parse(page_of(auth, formula["external_id"], "2026-11").get_data(as_text=True))
