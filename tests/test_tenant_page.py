@@ -355,20 +355,14 @@ def test_a_kept_month_follows_the_usage_revision(app, auth, organisation):
     assert parse(fragment).by_id("tenant-users").text == "2"
 
 
-def test_a_tenant_id_with_every_allowed_character_is_linked_and_reachable(
-    app, auth, organisation
-):
+def test_a_tenant_id_with_every_allowed_character_is_linked_and_reachable(app, auth, organisation):
     with app.app_context():
         tenant = add_tenant(db.session.get(Organisation, organisation.id), "Odd Ids Ltd")
         tenant.external_id = "EU:contoso@t~1.x_y-z"
         db.session.commit()
     auth.as_role("admin")
-    html = auth.client.get("/settings/usage", query_string={"q": "Odd Ids"}).get_data(
-        as_text=True
-    )
-    [link] = [
-        a for a in parse(html).by_id("usage-table").all("a") if a.text == "Odd Ids Ltd"
-    ]
+    html = auth.client.get("/settings/usage", query_string={"q": "Odd Ids"}).get_data(as_text=True)
+    [link] = [a for a in parse(html).by_id("usage-table").all("a") if a.text == "Odd Ids Ltd"]
     href = link.attrs["href"]
     assert href.startswith("/settings/usage/tenants/EU:contoso@t~1.x_y-z?")
     page = auth.client.get(href)
