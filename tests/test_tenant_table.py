@@ -374,7 +374,7 @@ def test_badges_mark_onboarded_paused_and_offboarded(auth, february):
         "Contoso Ltd": [],
         "Fabrikam": ["Onboarded 10 Feb"],
         "Tailspin Toys": ["Offboarded 15 Feb"],
-        "Wingtip Toys": ["Paused"],
+        "Wingtip Toys": ["Paused 1 Feb – 7 Feb"],
     }
 
 
