@@ -564,7 +564,7 @@ def test_past_due_banner_comes_from_the_same_read_and_sits_at_the_top(
     assert banner is not None
     text = " ".join(re.sub(r"<[^>]+>", " ", banner.group(1)).split())
     september = made[1]
-    assert text.startswith("Past due: $52.34. 2 invoices are unpaid;")
+    assert text.startswith("Past due: $52.34. 2 invoices are overdue; the oldest,")
     assert "was due 31 Oct 2025" in text
     pay = re.search(r'<a [^>]*id="amount-due-pay"[^>]*>', banner.group(1)).group(0)
     assert f'href="/settings/usage/invoices/{september["id"]}"' in pay

@@ -250,6 +250,12 @@ class AmountDue:
     def past_due(self) -> bool:
         return bool(self.overdue)
 
+    @property
+    def overdue_total(self) -> Decimal:
+        return sum(
+            (row.amount for row in self.overdue if row.currency == self.currency), Decimal(0)
+        )
+
 
 def latest_invoices(
     organisation: Organisation, *, stripe: StripeGateway, today: dt.date
