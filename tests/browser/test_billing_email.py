@@ -109,7 +109,7 @@ def test_without_javascript_the_same_edit_works_as_plain_forms(
         field = page.get_by_role("textbox", name="Billing email")
         field.fill("billing@northwind")
         page.get_by_role("button", name="Save").click()
-        expect(page.get_by_role("alert")).to_contain_text("It should have a period")
+        expect(page.get_by_role("alert")).to_contain_text("The domain after the @ needs a dot")
         expect(field).to_have_value("billing@northwind")
 
         new = unique_email()
