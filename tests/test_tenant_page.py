@@ -19,7 +19,7 @@ from billing_app.models import BillablePeriod, Identity, Organisation
 from billing_app.tenants import service
 from tests import rebilling
 from tests.factories import ALWAYS, add_tenant, d, make_organisation
-from tests.pages import parse, rows, without_csrf_tokens
+from tests.pages import badges, parse, rows, without_csrf_tokens
 from tests.report_worker import download
 
 HTMX = {"HX-Request": "true"}
@@ -165,7 +165,12 @@ def test_onboarding_offboarding_and_not_onboarded_months(auth, tenants):
     assert "Onboarded on 10 February 2026" in february.by_id("tenant-events").text
     # Every user was billable in October and none is in November: all removed.
     november = parse(page_of(auth, awkward["external_id"], "2026-11").get_data(as_text=True))
-    assert "was not onboarded at any point in November 2026" in november.text
+    not_billed = november.by_id("tenant-not-onboarded").text
+    assert "was offboarded on 15 October 2026" in not_billed
+    assert "not onboarded" not in not_billed
+    # No users in the month: no CSV of them is offered.
+    assert november.by_id("tenant-users-csv") is None
+    assert october.by_id("tenant-users-csv") is not None
     assert "Removed since October 2026: 3" in november.by_id("tenant-removed").text
     formula = tenants["formula"]
     open_pause = parse(page_of(auth, formula["external_id"], "2026-11").get_data(as_text=True))
@@ -348,3 +353,50 @@ def test_a_kept_month_follows_the_usage_revision(app, auth, organisation):
     assert users() == "2"
     fragment = page_of(auth, external_id, "2026-04", headers=HTMX).get_data(as_text=True)
     assert parse(fragment).by_id("tenant-users").text == "2"
+
+
+def test_a_tenant_id_with_every_allowed_character_is_linked_and_reachable(app, auth, organisation):
+    with app.app_context():
+        tenant = add_tenant(db.session.get(Organisation, organisation.id), "Odd Ids Ltd")
+        tenant.external_id = "EU:contoso@t~1.x_y-z"
+        db.session.commit()
+    auth.as_role("admin")
+    html = auth.client.get("/settings/usage", query_string={"q": "Odd Ids"}).get_data(as_text=True)
+    [link] = [a for a in parse(html).by_id("usage-table").all("a") if a.text == "Odd Ids Ltd"]
+    href = link.attrs["href"]
+    assert href.startswith("/settings/usage/tenants/EU:contoso@t~1.x_y-z?")
+    page = auth.client.get(href)
+    assert page.status_code == 200
+    assert parse(page.get_data(as_text=True)).one("h1").text == "Odd Ids Ltd"
+
+
+def test_a_paused_tenants_users_are_paused_not_removed_and_its_badge_has_dates(
+    app, auth, organisation
+):
+    with app.app_context():
+        org = db.session.get(Organisation, organisation.id)
+        holloway = add_tenant(
+            org,
+            "Holloway Ltd",
+            pauses=(("2026-06-01", None),),
+            users=(("Grace Hopper", ALWAYS), ("Ada Lovelace", ALWAYS)),
+        ).external_id
+        add_tenant(
+            org, "Brief Pause Ltd", pauses=(("2026-06-03", "2026-06-10"),), users=(("Bob", ALWAYS),)
+        )
+    auth.as_role("admin")
+    tree = parse(page_of(auth, holloway, "2026-06").get_data(as_text=True))
+    removed = tree.by_id("tenant-removed")
+    assert removed.one("h3").text == "Paused since 1 June 2026: 2"
+    assert "paused, not removed" in tree.by_id("tenant-paused-users").text
+    assert "Removed since" not in removed.text
+    # Still paused all of July: the heading still says paused.
+    july = parse(page_of(auth, holloway, "2026-07").get_data(as_text=True))
+    assert july.by_id("tenant-removed").one("h3").text.startswith("Paused since 1 June 2026")
+
+    table = parse(
+        auth.client.get("/settings/usage", query_string={"month": "2026-06"}).get_data(as_text=True)
+    ).by_id("usage-table")
+    found = {cell.one("a").text: badges(cell) for cell in table.one("tbody").all("th")}
+    assert found["Holloway Ltd"] == ["Paused from 1 Jun"]
+    assert found["Brief Pause Ltd"] == ["Paused 3 Jun \N{EN DASH} 9 Jun"]

@@ -374,7 +374,7 @@ def test_badges_mark_onboarded_paused_and_offboarded(auth, february):
         "Contoso Ltd": [],
         "Fabrikam": ["Onboarded 10 Feb"],
         "Tailspin Toys": ["Offboarded 15 Feb"],
-        "Wingtip Toys": ["Paused"],
+        "Wingtip Toys": ["Paused 1 Feb – 7 Feb"],
     }
 
 
@@ -505,3 +505,27 @@ def test_the_table_keeps_its_figures_when_the_month_has_none_before_priced(app, 
     section = table_of(auth.client.get(PAGE, query_string={"month": FEBRUARY}))
     assert total_row(section)[1] == "$10.29"
     assert total_row(section)[2] == "— no month before"
+
+
+def test_current_month_changes_compare_the_projection_like_the_headline(app, auth, organisation):
+    from billing_app.figures.cache import month_headline
+
+    today = today_utc()
+    with app.app_context():
+        org = db.session.get(Organisation, organisation.id)
+        add_tenant(org, "Steady Ltd", users=(("Grace", ALWAYS), ("Ada", ALWAYS)))
+        add_tenant(org, "Leaving Ltd", users=(("Alan", (("2025-12-01", None),)),))
+        headline = month_headline(org, Month.of(today), today)
+    auth.as_role("admin")
+    section = table_of(auth.client.get(PAGE))
+    body = {row[0].split(" ")[0]: row[1:] for row in rows(section.by_id("usage-table"), "tbody")}
+    # Billable every day of both months: projected to the month's end the cost is the month
+    # before's, not the fall of a month counted only so far.
+    assert body["Steady"][1] == "$0.00" and body["Steady"][3] == "0"
+    total = total_row(section)
+    change = headline.change.amount
+    sign = "+" if change > 0 else "−" if change < 0 else ""
+    assert total[2] == sign + format_money(abs(change), "usd")
+    headers = [th.text for th in section.one("thead").all("th")]
+    assert headers[2].endswith("(projected)") and headers[4].endswith("(projected)")
+    assert "projected month-end figures" in section.by_id("tenant-table-change-basis").text

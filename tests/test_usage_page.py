@@ -301,7 +301,7 @@ def test_tenants_changed_during_the_month_carry_badges(auth, tenants):
     response = auth.client.get(f"{SUMMARY}?month=2026-01", headers=HTMX)
     cells = summary_region(response).by_id("usage-table").one("tbody").all("th")
     assert {cell.one("a").text: badges(cell) for cell in cells} == {
-        "Contoso Ltd": ["Paused"],
+        "Contoso Ltd": ["Paused 10 Jan \N{EN DASH} 11 Jan"],
         ESCAPED_NAME: ["Onboarded 12 Jan"],
         "Tailspin Toys": ["Offboarded 25 Jan"],
     }

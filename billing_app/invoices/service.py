@@ -207,6 +207,55 @@ class InvoiceList:
     def status(self) -> int:
         return self.problem.status if self.problem else 200
 
+    @property
+    def owed(self) -> tuple[InvoiceRow, ...]:
+        """Invoices still to be paid (open or overdue, with an amount), oldest due first."""
+        unpaid = [
+            row
+            for row in self.rows
+            if row.state in (InvoiceState.OPEN, InvoiceState.OVERDUE) and row.amount > 0
+        ]
+        return tuple(sorted(unpaid, key=lambda row: (row.due_on or row.issued_on, row.id)))
+
+    @property
+    def amount_due(self) -> AmountDue | None:
+        """What is owed, for the banner at the top of the page; None when nothing is."""
+        owed = self.owed
+        if not owed:
+            return None
+        currency = owed[0].currency
+        same = [row for row in owed if row.currency == currency]
+        overdue = tuple(row for row in owed if row.state is InvoiceState.OVERDUE)
+        return AmountDue(
+            total=sum((row.amount for row in same), Decimal(0)),
+            currency=currency,
+            invoices=tuple(owed),
+            overdue=overdue,
+            first=overdue[0] if overdue else owed[0],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AmountDue:
+    """The organisation's unpaid invoices: their total (in the first one's currency), the
+    overdue ones, and the one to pay first (the oldest overdue, else the next due)."""
+
+    total: Decimal
+    currency: str
+    invoices: tuple[InvoiceRow, ...]
+    overdue: tuple[InvoiceRow, ...]
+    first: InvoiceRow
+
+    @property
+    def past_due(self) -> bool:
+        return bool(self.overdue)
+
+    @property
+    def overdue_total(self) -> Decimal:
+        return sum(
+            (row.amount for row in self.overdue if row.currency == self.currency), Decimal(0)
+        )
+
 
 def latest_invoices(
     organisation: Organisation, *, stripe: StripeGateway, today: dt.date

@@ -237,6 +237,10 @@ def test_the_first_screen_shows_the_headline(page, usage, width):
     height = page.viewport_size["height"]
     sign_in(page, "admin@northwind-msp.example", PASSWORD)
     expect(page.locator("#usage-month-heading")).to_have_text(Month.of(today_utc()).label)
+    # What is owed comes first (the past-due banner); the headline follows it at once.
+    banner = page.locator("#amount-due-banner")
+    expect(banner).to_be_visible()
+    height += banner.bounding_box()["height"]
     for figure in ("headline-cost", "headline-projection", "headline-change", "headline-users"):
         box = page.locator(f"#{figure}").bounding_box()
         assert box is not None and box["y"] + box["height"] <= height, figure
