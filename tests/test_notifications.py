@@ -161,7 +161,7 @@ def test_resend_gives_a_new_link_and_the_old_one_stops_working(admin, app, mail_
     ("typed", "status", "reason"),
     [
         ("", 400, "Enter"),
-        ("not an address", 400, "not a valid email address"),
+        ("not an address", 400, "cannot contain spaces"),
         ("Ada <ada@northwind.example>", 400, "without a name or angle brackets"),
         ("ada@northwind.example\r\nBcc: all@elsewhere.example", 400, "single line"),
         ("ada@northwind.example\nBcc: all@elsewhere.example", 400, "single line"),

@@ -40,7 +40,7 @@ def test_admin_edits_sees_an_error_fixes_it_saves_and_cancels_with_escape(
     expect(field).to_be_focused()
     expect(field).to_have_value(OLD)
     field.fill("Ada <ada@northwind.example>")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(section.get_by_role("alert")).to_contain_text("without a name or angle brackets")
     expect(field).to_have_value("Ada <ada@northwind.example>")
     expect(field).to_have_attribute("aria-invalid", "true")
@@ -49,7 +49,7 @@ def test_admin_edits_sees_an_error_fixes_it_saves_and_cancels_with_escape(
 
     new = unique_email()
     field.fill(new)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(section.get_by_role("status")).to_have_text(
         f"Saved. Stripe now sends invoices to {new}."
     )
@@ -88,11 +88,11 @@ def test_stripe_failure_is_shown_in_place_and_save_again_works(
     new = unique_email()
     field.fill(new)
     stripe_server.fault(method="POST", path="^/v1/customers/", status=429, times=1)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#billing-email").get_by_role("alert")).to_contain_text("Stripe is busy")
     expect(field).to_have_value(new)
     assert stored(app) == (OLD, 0)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#billing-email-value")).to_have_text(new)
     assert stored(app) == (new, 1)
 
@@ -108,13 +108,13 @@ def test_without_javascript_the_same_edit_works_as_plain_forms(
         expect(page).to_have_url(re.compile(r"/settings/usage/billing-email/edit\??$"))
         field = page.get_by_role("textbox", name="Billing email")
         field.fill("billing@northwind")
-        page.get_by_role("button", name="Save").click()
+        page.get_by_role("button", name="Save", exact=True).click()
         expect(page.get_by_role("alert")).to_contain_text("The domain after the @ needs a dot")
         expect(field).to_have_value("billing@northwind")
 
         new = unique_email()
         field.fill(new)
-        page.get_by_role("button", name="Save").click()
+        page.get_by_role("button", name="Save", exact=True).click()
         expect(page).to_have_url("/settings/usage")
         expect(page.get_by_text(f"Saved. Stripe now sends invoices to {new}.")).to_be_visible()
         expect(page.locator("#billing-email-value")).to_have_text(new)
@@ -138,7 +138,7 @@ def test_after_a_timeout_the_form_waits_for_stripe_and_shows_the_change_when_it_
     page.get_by_role("button", name="Edit billing email").click()
     new = unique_email()
     page.get_by_role("textbox", name="Billing email").fill(new)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
 
     problem = page.locator("#billing-email-problem")
     expect(problem).to_contain_text("Not confirmed yet. Stripe did not answer in time.")

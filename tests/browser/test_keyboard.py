@@ -74,7 +74,7 @@ def test_edit_error_cancel_and_save_by_keyboard(admin_page, stripe_client, organ
     new_address = unique_email("keyboard")
     page.keyboard.type(new_address)
     page.keyboard.press("Tab")
-    expect(page.get_by_role("button", name="Save")).to_be_focused()
+    expect(page.get_by_role("button", name="Save", exact=True)).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#billing-email-input")).to_have_count(0)
     expect(page.locator("#billing-email")).to_contain_text(new_address)
