@@ -144,7 +144,7 @@ def test_direct_members_are_told_they_go_straight_in(app, auth, organisation, ro
     auth.as_role(role)
     html = auth.client.get("/settings/usage").get_data(as_text=True)
     assert 'data-flow="direct"' in html
-    assert "straight into Stripe's billing portal for Northwind Msp" in html
+    assert "straight into Stripe's billing portal for Northwind Msp in a new tab" in html
     assert "one-time login link" not in html
 
 
