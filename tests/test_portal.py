@@ -131,7 +131,7 @@ def test_admin_without_whitelist_is_told_about_the_emailed_login_link(auth, orga
     html = auth.client.get("/settings/usage").get_data(as_text=True)
     assert 'data-flow="magic_link"' in html
     assert ">Email a portal login link<" in html
-    assert "emails a one-time login link to the billing email above, not to you" in html
+    assert "emails a one-time login link to the billing email, not to you" in html
     assert "the link goes only to exactly that address" in html
     assert "spam or junk folder" in html
     assert "change the billing email above" in html
@@ -144,7 +144,7 @@ def test_direct_members_are_told_they_go_straight_in(app, auth, organisation, ro
     auth.as_role(role)
     html = auth.client.get("/settings/usage").get_data(as_text=True)
     assert 'data-flow="direct"' in html
-    assert "straight into Stripe's billing portal for Northwind Msp in a new tab" in html
+    assert "Straight into Stripe's portal for Northwind Msp, in a new tab" in html
     assert "one-time login link" not in html
 
 

@@ -122,6 +122,8 @@ def test_the_portal_button_says_which_way_in(
     assert explanation in page.by_id("portal").one("form").all("p")
     if flow == "magic_link":
         assert "emails a one-time login link to the billing email" in explanation.text
+    else:
+        assert "in a new tab" in explanation.text
         assert "not to you" in explanation.text
 
 

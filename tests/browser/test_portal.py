@@ -26,7 +26,7 @@ def test_billing_member_goes_straight_into_the_portal(
     page, context, live_server, organisation, stripe_server
 ):
     sign_in(page, "billing@northwind-msp.example", PASSWORD)
-    expect(page.locator("#portal-flow")).to_contain_text("straight into Stripe's billing portal")
+    expect(page.locator("#portal-flow")).to_contain_text("Straight into Stripe's portal")
 
     portal_tab = _open_portal(page, context)
 
