@@ -649,13 +649,13 @@ def test_history_shows_the_last_ten_changes_newest_first(app, auth, organisation
     rows = [tuple(row) for row in email_history(page)]
     assert len(rows) == 10
     assert rows[0] == (
-        "1 March 2026, 20:00 UTC",
+        "1 Mar 2026, 20:00 UTC",
         "Admin",
         "old11@northwind.example",
         "new11@northwind.example",
     )
     assert rows[1] == (
-        "1 March 2026, 19:00 UTC",
+        "1 Mar 2026, 19:00 UTC",
         "Stripe",
         "old10@northwind.example",
         "new10@northwind.example",

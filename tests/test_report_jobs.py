@@ -356,7 +356,10 @@ def test_while_building_the_page_refreshes_and_the_fragment_polls(app, admin, re
     assert fragment.text.startswith('<div class="actions report-download" id="report-download"')
     assert "<html" not in fragment.text and "http-equiv" not in fragment.text
     assert 'hx-trigger="load delay:1s"' in fragment.text
-    assert 'href="/settings/usage/report?month=2026-01"' in fragment.text
+    assert 'hx-get="/settings/usage/report?month=2026-01"' in fragment.text
+    # While the report is written the control is a status, not a button to press.
+    assert '<span class="report-preparing" id="download-report"' in fragment.text
+    assert "button primary" not in fragment.text.split('id="report-download"')[1]
     assert "3 of 7 sheets written" in fragment.text
     assert report_queue.pending_count() == 1
 

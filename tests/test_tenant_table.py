@@ -267,7 +267,7 @@ def test_pages_of_fifty_with_the_total_of_all_tenants_on_each(app, many, page, f
         f"All {tenants} tenants",
         format_money(everyone.cost, "usd"),
         f"{everyone.billable_users:,}",
-        f"{everyone.units:,.2f}",
+        f"{everyone.units:,.4f}",
     ]
     pager = section.one("nav")
     assert pager.attrs["aria-label"] == "Tenant pages"
@@ -343,10 +343,10 @@ def test_changes_against_the_month_before_are_those_of_the_proration(auth, febru
     # Alan 5-31 Jan = 27/31 × $3 = $2.61). Fabrikam from 10 Feb: 19/28 × $3 = $2.04, new.
     # Tailspin until 15 Feb: 14/28 = $1.50 against $3.00. Wingtip paused 1-7 Feb: 21/28 = $2.25.
     assert body == {
-        "Contoso": ["$4.50", "−$1.11", "2", "0", f"{Decimal(28 + 14) / 28:.2f}"],
-        "Fabrikam": ["$2.04", "+$2.04", "1", "+1", f"{Decimal(19) / 28:.2f}"],
-        "Tailspin": ["$1.50", "−$1.50", "1", "0", f"{Decimal(14) / 28:.2f}"],
-        "Wingtip": ["$2.25", "−$0.75", "1", "0", f"{Decimal(21) / 28:.2f}"],
+        "Contoso": ["$4.50", "−$1.11", "2", "0", f"{Decimal(28 + 14) / 28:.4f}"],
+        "Fabrikam": ["$2.04", "+$2.04", "1", "+1", f"{Decimal(19) / 28:.4f}"],
+        "Tailspin": ["$1.50", "−$1.50", "1", "0", f"{Decimal(14) / 28:.4f}"],
+        "Wingtip": ["$2.25", "−$0.75", "1", "0", f"{Decimal(21) / 28:.4f}"],
     }
     total = total_row(section)
     # Against $11.61 and 4 users in January.
@@ -354,8 +354,8 @@ def test_changes_against_the_month_before_are_those_of_the_proration(auth, febru
     assert "Changes are against January 2026." in section.text
     # The change cells' headers say what they compare, for screen readers.
     headers = [th.text for th in section.one("thead").all("th")]
-    assert headers[2] == "Change in cost since January 2026"
-    assert headers[4] == "Change in users since January 2026"
+    assert headers[2] == "Cost change since January 2026"
+    assert headers[4] == "Users change since January 2026"
 
 
 def test_january_2026_has_no_month_before(auth, february):
@@ -372,9 +372,9 @@ def test_badges_mark_onboarded_paused_and_offboarded(auth, february):
     cells = section.one("tbody").all("th")
     assert {cell.one("a").text: badges(cell) for cell in cells} == {
         "Contoso Ltd": [],
-        "Fabrikam": ["Onboarded 10 Feb"],
-        "Tailspin Toys": ["Offboarded 15 Feb"],
-        "Wingtip Toys": ["Paused 1 Feb – 7 Feb"],
+        "Fabrikam": ["Onboarded 10 Feb 2026"],
+        "Tailspin Toys": ["Offboarded 15 Feb 2026"],
+        "Wingtip Toys": ["Paused 1 Feb 2026 – 7 Feb 2026"],
     }
 
 

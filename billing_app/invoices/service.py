@@ -12,6 +12,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from billing_app.figures.months import Month
+from billing_app.formats import format_day
 from billing_app.logs import billing_log as log
 from billing_app.models import Member, Organisation
 from billing_app.stripe_gateway import (
@@ -74,11 +75,6 @@ def _utc_day(timestamp: int) -> dt.date:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).date()
 
 
-def day_label(day: dt.date) -> str:
-    """`31 Dec 2026`."""
-    return f"{day.day} {day:%b %Y}"
-
-
 @dataclass(frozen=True, slots=True)
 class InvoiceRow:
     """One invoice as the page lists it."""
@@ -109,12 +105,12 @@ class InvoiceRow:
         if self.month is not None:
             return self.month.label
         if self.period_first == self.period_last:
-            return day_label(self.period_first)
-        return f"{day_label(self.period_first)} to {day_label(self.period_last)}"
+            return format_day(self.period_first)
+        return f"{format_day(self.period_first)} to {format_day(self.period_last)}"
 
     @property
     def due_label(self) -> str | None:
-        return day_label(self.due_on) if self.due_on else None
+        return format_day(self.due_on) if self.due_on else None
 
     @property
     def status_label(self) -> str:

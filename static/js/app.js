@@ -246,3 +246,17 @@ document.addEventListener("click", (event) => {
     },
   );
 });
+/* A page opened at a heading marked data-focus-on-arrival (a chart bar links to its month's
+   heading) puts keyboard focus there too, not on the page's body. */
+function focusArrival() {
+  const id = decodeURIComponent(window.location.hash.slice(1));
+  const target = id && document.getElementById(id);
+  if (target && target.hasAttribute("data-focus-on-arrival")) {
+    target.focus();
+  }
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", focusArrival);
+} else {
+  focusArrival();
+}

@@ -98,7 +98,7 @@ def test_month_change_and_download_by_keyboard(admin_page, report_worker):
 
 def test_portal_by_keyboard(admin_page, context):
     page = admin_page
-    tab_to(page, "Open Billing Portal")
+    tab_to(page, "Email a portal login link")
     with context.expect_page() as new_tab:
         page.keyboard.press("Enter")
     portal = new_tab.value
