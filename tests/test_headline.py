@@ -236,7 +236,7 @@ def test_a_price_change_is_named_and_its_share_of_the_change_given(app, auth, ma
     )
     usage = format_money(abs(expected.from_usage), "usd")
     assert text_of(region, "headline-price-change").replace(" :", ":") == (
-        "Price rose from $3.00 to $4.00 on 1 April 2026: +$2.00 of the change is the price, "
+        "Price rose from $3.00 to $4.00 on 1 Apr 2026: +$2.00 of the change is the price, "
         f"{MINUS}{usage} is usage."
     )
     # A month at the same price as the month before says nothing of prices.
