@@ -402,4 +402,4 @@ def test_a_paused_tenants_users_are_paused_not_removed_and_its_badge_has_dates(
     ).by_id("usage-table")
     found = {cell.one("a").text: badges(cell) for cell in table.one("tbody").all("th")}
     assert found["Holloway Ltd"] == ["Paused from 1 Jun 2026"]
-    assert found["Brief Pause Ltd"] == ["Paused 3 Jun \N{EN DASH} 9 Jun"]
+    assert found["Brief Pause Ltd"] == ["Paused 3 Jun 2026 \N{EN DASH} 9 Jun 2026"]
