@@ -8,6 +8,7 @@ FLASK_DEMO := $(BIN)/flask --app dev.demo.app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 STRIPE_PORT ?= 8420
+MAIL_PORT ?= 8025
 DEMO_FILE := dev/demo/northwind.json
 
 .PHONY: run test lint format serve clean chromium print-tools
@@ -23,7 +24,8 @@ $(VENV)/.test: $(VENV)/.dev
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	touch $@
 
-## run: migrate, import the demo data, start the local Stripe server (with demo invoices), the report worker and the app
+## run: migrate, import the demo data, start the local Stripe server (with demo invoices), the
+## local mail server (messages kept in instance/mail/), the worker and the app
 run: $(VENV)/.dev
 	$(FLASK) db upgrade
 	$(FLASK) usage import $(DEMO_FILE)
@@ -31,13 +33,18 @@ run: $(VENV)/.dev
 	export STRIPE_API_BASE="$${STRIPE_API_BASE:-http://127.0.0.1:$(STRIPE_PORT)}"; \
 	export STRIPE_PORTAL_LOGIN_URL="$${STRIPE_PORTAL_LOGIN_URL:-http://127.0.0.1:$(STRIPE_PORT)/p/login/test_local}"; \
 	export STRIPE_WEBHOOK_SECRET="$${STRIPE_WEBHOOK_SECRET:-whsec_local_development}"; \
+	export SMTP_URL="$${SMTP_URL:-smtp://127.0.0.1:$(MAIL_PORT)}"; \
+	export PUBLIC_URL="$${PUBLIC_URL:-http://$(HOST):$(PORT)}"; \
 	$(BIN)/python -m dev.stripe_local --host 127.0.0.1 --port $(STRIPE_PORT) & \
 	STRIPE_PID=$$!; \
-	$(FLASK) reports worker & \
+	$(BIN)/python -m dev.mail_local --port $(MAIL_PORT) --folder instance/mail & \
+	MAIL_PID=$$!; \
+	$(FLASK) worker & \
 	WORKER_PID=$$!; \
-	trap 'kill $$STRIPE_PID $$WORKER_PID 2>/dev/null' EXIT INT TERM; \
+	trap 'kill $$STRIPE_PID $$MAIL_PID $$WORKER_PID 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m dev.stripe_local --wait http://127.0.0.1:$(STRIPE_PORT) \
-	  --webhook http://$(HOST):$(PORT)/webhooks/stripe --webhook-event customer.updated; \
+	  --webhook http://$(HOST):$(PORT)/webhooks/stripe --webhook-event customer.updated \
+	  --webhook-event invoice.finalized; \
 	$(FLASK) billing link-stripe northwind-msp; \
 	$(FLASK_DEMO) demo invoices northwind-msp; \
 	$(FLASK_DEMO) demo sign-ins $(DEMO_FILE); \

@@ -57,10 +57,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     stripe_gateway.init_app(app)
 
     from billing_app import errors, health
+    from billing_app.api import views as api
+    from billing_app.api_tokens import views as api_tokens
     from billing_app.auth import views as auth
     from billing_app.billing_email import views as billing_email
     from billing_app.exports import views as exports
     from billing_app.invoices import views as invoices
+    from billing_app.notifications import views as notifications
     from billing_app.portal import views as portal
     from billing_app.reports import views as reports
     from billing_app.tenants import views as tenants
@@ -77,6 +80,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(invoices.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api_tokens.bp)
+    api.init_app(app)
+    notifications.init_app(app)
     errors.init_app(app)
 
     from billing_app import cli

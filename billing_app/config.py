@@ -37,6 +37,24 @@ def _count(name: str) -> int:
     return int(value)
 
 
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (`default` when unset)."""
+    value = os.environ.get(name, "").strip()
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}.")
+    return seconds
+
+
+def trusted_proxies() -> int:
+    """`TRUSTED_PROXIES`: how many reverse proxies in front are believed (0: none, and no
+    forwarded header is read, by the app or by gunicorn)."""
+    return _count("TRUSTED_PROXIES")
+
+
 CACHE_SCHEMES = ("redis://", "rediss://", "unix://")
 CACHE_THRESHOLD = 100_000
 """Entries a process's own cache keeps (`CACHE_URL` unset) before it drops some."""
@@ -131,6 +149,33 @@ def _queue(url: str, instance_path: Path) -> dict:
     return {"QUEUE_URL": url, "QUEUE_NAME": os.environ.get("QUEUE_NAME", "petra-reports")}
 
 
+DEV_MAIL_FROM = "Petra Billing <billing@petra.localhost>"
+DEV_PUBLIC_URL = "http://127.0.0.1:5000"
+DEV_SMTP_URL = "smtp://127.0.0.1:8025"
+MAIL_SCHEMES = ("smtp://", "smtps://", "smtp+starttls://")
+
+
+def _mail(production: bool) -> dict:
+    """`SMTP_URL`, `MAIL_FROM` and `PUBLIC_URL`. In production both `PUBLIC_URL` and `SMTP_URL`
+    have no default: they are needed once any contact or alert exists, and checked when mail
+    is built and sent (the worker logs a clear error and keeps the mail queued until set)."""
+    smtp_url = os.environ.get("SMTP_URL", "").strip() or (None if production else DEV_SMTP_URL)
+    if smtp_url and not smtp_url.startswith(MAIL_SCHEMES):
+        raise ConfigError(
+            "SMTP_URL must be smtp://[user:pass@]host:port, smtps://… or smtp+starttls://…"
+        )
+    public_url = os.environ.get("PUBLIC_URL", "").strip().rstrip("/")
+    if public_url and not public_url.startswith(("https://", "http://")):
+        raise ConfigError("PUBLIC_URL must be the app's address, like https://billing.example.")
+    return {
+        "SMTP_URL": smtp_url,
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "").strip() or DEV_MAIL_FROM,
+        "PUBLIC_URL": public_url or (None if production else DEV_PUBLIC_URL),
+        "MAIL_LEASE_SECONDS": float(os.environ.get("MAIL_LEASE_SECONDS", "120")),
+        "SMTP_TIMEOUT": float(os.environ.get("SMTP_TIMEOUT", "20")),
+    }
+
+
 def from_environment(instance_path: Path) -> dict:
     """Build the app's configuration from environment variables."""
     env = os.environ.get("PETRA_ENV", "development")
@@ -163,14 +208,16 @@ def from_environment(instance_path: Path) -> dict:
         "STRIPE_READ_MAX_RETRIES": int(os.environ.get("STRIPE_READ_MAX_RETRIES", "1")),
         "RATELIMIT_STORAGE_URI": _rate_limit_storage(production),
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "petra"),
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "").strip() or "600/minute",
         **_cache(os.environ.get("CACHE_URL", "").strip()),
         **_hosts(production),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
         **_queue(os.environ.get("QUEUE_URL", "").strip(), instance_path),
+        **_mail(production),
         "REPORT_DIR": os.environ.get("REPORT_DIR") or str(instance_path / "reports"),
-        "REPORT_TMPDIR": os.environ.get("REPORT_TMPDIR") or None,
+        "REPORT_LEASE": _seconds("REPORT_LEASE", 30.0),
         "REPORT_WAIT": float(os.environ.get("REPORT_WAIT", "3")),
-        "TRUSTED_PROXIES": _count("TRUSTED_PROXIES"),
+        "TRUSTED_PROXIES": trusted_proxies(),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SECURE": production,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from billing_app.access import is_htmx
+from billing_app.api import errors as api_errors
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -28,6 +29,8 @@ def render_error(status: int, message: str | None = None, title: str | None = No
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
+        if request.path.startswith("/api/"):
+            return api_errors.from_http(error)
         return render_error(
             400, "Your session expired or the form was stale. Reload the page and try again."
         )
@@ -39,6 +42,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if request.path.startswith("/api/"):
+            return api_errors.from_http(error)
         if error.code == 429:
             return render_error(429)
         custom = error.description != type(error).description

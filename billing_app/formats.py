@@ -1,5 +1,5 @@
 """Figures as people read them, and the one place every template filter comes from: money
-("$1,234.56"), days ("2 December 2026"), moments ("2 December 2026, 19:46 UTC"), and text cut
+("$1,234.56"), days ("2 Dec 2026"), moments ("2 Dec 2026, 19:46 UTC"), and text cut
 short for a message. Plain Python; `register_filters` hands them to the app's templates."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from decimal import Decimal
 
 
 def format_day(day: dt.date) -> str:
-    """A day for people: "2 December 2026"."""
-    return f"{day.day} {day:%B %Y}"
+    """A day for people, the one way every page writes it: "2 Dec 2026"."""
+    return f"{day.day} {day:%b %Y}"
 
 
 def format_moment(moment: dt.datetime) -> str:
-    """A moment in UTC for people: "2 December 2026, 19:46 UTC" (a naive one is taken as UTC)."""
+    """A moment in UTC for people: "2 Dec 2026, 19:46 UTC" (a naive one is taken as UTC)."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC)
     return f"{format_day(moment.date())}, {moment:%H:%M} UTC"

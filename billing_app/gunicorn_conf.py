@@ -11,6 +11,11 @@ Read from the environment:
 - `GUNICORN_TIMEOUT`: seconds a request may take before its worker is replaced (default 120,
   so that the largest usage reports finish).
 
+Proxies: `TRUSTED_PROXIES` (see README) is the one setting. gunicorn itself believes no
+forwarded header from anyone (`forwarded_allow_ips` empty; its default trusts 127.0.0.1):
+with `TRUSTED_PROXIES=0` a request's `X-Forwarded-*` headers are ignored, whoever sends them,
+and with `TRUSTED_PROXIES=N` the app's ProxyFix alone reads them, from the last N proxies.
+
 The app itself reads `DATABASE_URL`, `SECRET_KEY`, `RATELIMIT_STORAGE_URI`, the Stripe
 settings and the rest (see README), and refuses to start in production without
 `SECRET_KEY` and `STRIPE_WEBHOOK_SECRET`.
@@ -18,6 +23,8 @@ settings and the rest (see README), and refuses to start in production without
 
 import multiprocessing
 import os
+
+from billing_app.config import trusted_proxies
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -41,6 +48,11 @@ max_requests_jitter = 1000
 
 # No runtime control socket: it lives at one path per user, so servers side by side clash.
 control_socket_disable = True
+
+# Forwarded headers are the app's to read (ProxyFix, only when TRUSTED_PROXIES > 0), so that
+# one setting says which proxies are believed; reading it here refuses a bad value at start.
+trusted_proxies()
+forwarded_allow_ips = ""
 
 accesslog = "-"
 errorlog = "-"

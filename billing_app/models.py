@@ -282,6 +282,30 @@ class AuditEvent(db.Model):
     member: Mapped[Member | None] = relationship()
 
 
+class ApiToken(db.Model):
+    """A token for the read-only usage API: kept only as the SHA-256 of its secret and its
+    first characters (to tell tokens apart), with its scopes, expiry and last use."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("api_token_org_created", "organisation_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    """The scopes granted, space-separated (`usage:read invoices:read`)."""
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    organisation: Mapped[Organisation] = relationship()
+    created_by: Mapped[Member | None] = relationship()
+
+
 class StripeEvent(db.Model):
     """A Stripe webhook event that has been applied; each is applied once."""
 

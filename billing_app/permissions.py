@@ -19,6 +19,8 @@ class Action(enum.StrEnum):
     OPEN_BILLING_PORTAL = "open_billing_portal"
     DOWNLOAD_REPORT = "download_report"
     SEE_INVOICES = "see_invoices"
+    MANAGE_CONTACTS = "manage_contacts"
+    MANAGE_API_TOKENS = "manage_api_tokens"
 
 
 MATRIX: dict[Action, frozenset[Role]] = {
@@ -27,6 +29,8 @@ MATRIX: dict[Action, frozenset[Role]] = {
     Action.OPEN_BILLING_PORTAL: frozenset({Role.ADMIN, Role.BILLING}),
     Action.DOWNLOAD_REPORT: frozenset({Role.ADMIN, Role.FULL_MEMBER, Role.BILLING}),
     Action.SEE_INVOICES: frozenset({Role.ADMIN, Role.BILLING}),
+    Action.MANAGE_CONTACTS: frozenset({Role.ADMIN, Role.BILLING}),
+    Action.MANAGE_API_TOKENS: frozenset({Role.ADMIN}),
 }
 
 

@@ -30,7 +30,8 @@ class StripeUnavailable(RuntimeError):
 
 
 class StripeRequestFailed(StripeUnavailable):
-    """A Stripe request failed; `reason`: timeout, unreachable, busy, missing, refused, error."""
+    """A Stripe request failed; `reason`: timeout, in_progress, unreachable, busy, missing,
+    refused, error."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
@@ -45,6 +46,10 @@ def stripe_failure(error: stripe.StripeError) -> StripeRequestFailed:
         return StripeRequestFailed("Stripe could not be reached.", "unreachable")
     if isinstance(error, stripe.RateLimitError):
         return StripeRequestFailed("Stripe is busy; try again shortly.", "busy")
+    if error.http_status == 409 and getattr(error.error, "type", None) == "idempotency_error":
+        # The first request with this idempotency key is still running at Stripe: it may yet
+        # take effect, and a later retry gets its answer.
+        return StripeRequestFailed("Stripe is still answering the first attempt.", "in_progress")
     if error.http_status == 409:
         # A conflict: an earlier attempt with the same idempotency key is still being answered,
         # or the object is locked by another request. Trying again shortly is the remedy.

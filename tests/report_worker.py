@@ -29,17 +29,18 @@ def report_config(folder: Path) -> dict:
         "QUEUE_URL": f"sqlite:///{folder / 'report-queue.sqlite3'}",
         "QUEUE_NAME": f"test-reports-{uuid.uuid4().hex[:12]}",
         "REPORT_DIR": str(folder / "kept"),
-        "REPORT_TMPDIR": None,
         "REPORT_WAIT": 0.0,
     }
 
 
 class Worker:
-    """`flask reports worker` in a process of its own, on the app's database and queue."""
+    """`flask reports worker` in a process of its own, on the app's database and queue, with
+    a system temporary folder (`TMPDIR`) of its own, `tmpdir`: a build must not use it."""
 
     def __init__(self, app, tmpdir: Path) -> None:
         self.app = app
         self.tmpdir = tmpdir
+        self.scratch = Path(app.config["REPORT_DIR"]) / ".tmp"
         self.process: subprocess.Popen | None = None
         self.log_path = tmpdir.parent / f"{tmpdir.name}-worker.log"
 
@@ -55,7 +56,8 @@ class Worker:
             "QUEUE_URL": config["QUEUE_URL"],
             "QUEUE_NAME": config["QUEUE_NAME"],
             "REPORT_DIR": config["REPORT_DIR"],
-            "REPORT_TMPDIR": str(self.tmpdir),
+            "REPORT_LEASE": str(config["REPORT_LEASE"]),
+            "TMPDIR": str(self.tmpdir),
             "SECRET_KEY": config["SECRET_KEY"],
             "PETRA_ENV": "development",
             "PYTHONUNBUFFERED": "1",
@@ -74,6 +76,13 @@ class Worker:
             )
         return self
 
+    def kill(self) -> None:
+        """Kill the worker at once (SIGKILL), as the machine or the kernel would."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
         if self.process is None:
             return
@@ -87,13 +96,18 @@ class Worker:
         self.process = None
 
     def temporary_files_left(self, timeout: float = 60.0) -> list[Path]:
-        """What the worker's builds left in its temporary folder once they have finished:
-        nothing, unless one leaks. (The worker's schedule may be building another month
-        meanwhile; its files go when that build ends.)"""
+        """What the builds left in their temporary folders under REPORT_DIR, and in the
+        system's temporary folder, once they have finished: nothing, unless one leaks. (The
+        worker's schedule may be building another month meanwhile; its files go when that
+        build ends.)"""
         deadline = time.monotonic() + timeout
-        while (left := list(self.tmpdir.iterdir())) and time.monotonic() < deadline:
+        while (left := self.temporary_files()) and time.monotonic() < deadline:
             time.sleep(0.2)
         return left
+
+    def temporary_files(self) -> list[Path]:
+        scratch = list(self.scratch.rglob("*")) if self.scratch.is_dir() else []
+        return scratch + list(self.tmpdir.rglob("*"))
 
     @property
     def log(self) -> str:

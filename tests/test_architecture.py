@@ -24,6 +24,9 @@ FEATURES = {
     "importer",
     "auth",
     "webhooks",
+    "api_tokens",
+    "api",
+    "notifications",
 }
 
 

@@ -221,3 +221,24 @@ def test_page_shows_no_percentage_after_a_month_of_zero(app, auth, organisation)
     assert text_of(region, "headline-change") == "+$3.00"
     assert region.by_id("headline-change-percent") is None
     assert text_of(region, "headline-previous") == "vs $0.00"
+
+
+def test_a_price_change_is_named_and_its_share_of_the_change_given(app, auth, march):
+    april = Month(2026, 4)
+    expected = headline_of(app, april, today_utc()).change
+    assert (expected.previous_unit_price, expected.unit_price) == (Decimal("3.00"), Decimal("4.00"))
+    # April's 2 users for the whole month: $8.00, of which $2.00 is the dollar more a user.
+    assert expected.from_price == Decimal("2.00")
+    assert expected.from_price + expected.from_usage == expected.amount
+    auth.as_role("billing")
+    region = summary_region(
+        auth.client.get(SUMMARY, query_string={"month": "2026-04"}, headers=HTMX)
+    )
+    usage = format_money(abs(expected.from_usage), "usd")
+    assert text_of(region, "headline-price-change").replace(" :", ":") == (
+        "Price rose from $3.00 to $4.00 on 1 Apr 2026: +$2.00 of the change is the price, "
+        f"{MINUS}{usage} is usage."
+    )
+    # A month at the same price as the month before says nothing of prices.
+    same = summary_region(auth.client.get(SUMMARY, query_string={"month": "2026-03"}, headers=HTMX))
+    assert same.by_id("headline-price-change") is None

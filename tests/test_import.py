@@ -284,8 +284,8 @@ REFUSALS = [
     (
         "invalid billing email",
         _set("organisation.billing_email", "billing@northwind"),
-        'organisation: "billing_email" "billing@northwind" is not accepted: That is not a valid '
-        "email address.",
+        'organisation: "billing_email" "billing@northwind" is not accepted: The domain after '
+        "the @ needs a dot, as in example.com (like billing@example.com).",
     ),
     (
         "billing email with a display name",
@@ -301,6 +301,37 @@ REFUSALS = [
         "unknown field",
         _set("tenants.1.offboarded", "2026-09-15"),
         'tenants[1] (id "t-002"): unknown field "offboarded"',
+    ),
+    (
+        "tenant id that climbs out of the tenant pages",
+        _set("tenants.0.id", "../../x"),
+        'tenants[0] (id "../../x"): "id" "../../x" is not a tenant id (letters, digits and '
+        '- _ . ~ : @ only; no "/", "\\", "?", "#", "%" or spaces; not "." or ".." alone)',
+    ),
+    (
+        "tenant id with a slash",
+        _set("tenants.0.id", "contoso/eu"),
+        '"id" "contoso/eu" is not a tenant id',
+    ),
+    (
+        "tenant id that is a single dot",
+        _set("tenants.0.id", "."),
+        '"id" "." is not a tenant id',
+    ),
+    (
+        "tenant id with a question mark",
+        _set("tenants.0.id", "t?1"),
+        '"id" "t?1" is not a tenant id',
+    ),
+    (
+        "tenant id with a percent sign",
+        _set("tenants.0.id", "t%2F1"),
+        '"id" "t%2F1" is not a tenant id',
+    ),
+    (
+        "tenant id with a space",
+        _set("tenants.0.id", "t 1"),
+        '"id" "t 1" is not a tenant id',
     ),
     (
         "Microsoft tenant id that is not a GUID",

@@ -532,3 +532,72 @@ def test_organisation_column_unchanged_by_reads(app, auth, organisation, stripe_
     with app.app_context():
         stored = db.session.scalar(select(Organisation))
         assert stored.stripe_customer_id == organisation.stripe_customer_id
+
+
+# What is owed, first.
+
+
+def test_past_due_banner_comes_from_the_same_read_and_sits_at_the_top(
+    auth, organisation, stripe_server
+):
+    made = add_invoices(
+        stripe_server,
+        organisation.stripe_customer_id,
+        [
+            {"period": "2025-08", "amount": 3000, "status": "paid"},
+            {"period": "2025-09", "amount": 4000, "status": "open"},  # due 31 Oct 2025
+            {"period": "2025-10", "amount": 1234, "status": "open"},  # due 30 Nov 2025
+        ],
+    )
+    auth.as_role("billing")
+    page = auth.client.get("/settings/usage").get_data(as_text=True)
+    # The page itself does not wait on Stripe: the slot at the top is empty until the
+    # invoices are read.
+    assert page.index('id="amount-due"') < page.index('id="billing-heading"')
+    assert "amount-due-banner" not in page
+    stripe_server.clear_requests()
+    html = section(auth).get_data(as_text=True)
+    assert len([r for r in stripe_server.requests("/v1/invoices")]) == 1
+    banner = re.search(
+        r'<div id="amount-due"[^>]*hx-swap-oob="true"[^>]*>(.*?)</div>\s*</div>', html, re.S
+    )
+    assert banner is not None
+    text = " ".join(re.sub(r"<[^>]+>", " ", banner.group(1)).split())
+    september = made[1]
+    assert text.startswith(
+        "Past due: $52.34 , since 31 Oct 2025. 2 invoices are overdue, the oldest"
+    )
+    pay = re.search(r'<a [^>]*id="amount-due-pay"[^>]*>', banner.group(1)).group(0)
+    assert f'href="/settings/usage/invoices/{september["id"]}"' in pay
+    # Without JavaScript the invoices page opens on the same banner.
+    plain = section(auth, htmx=False).get_data(as_text=True)
+    assert plain.index("amount-due-banner") < plain.index('id="invoices-heading"')
+    assert "hx-swap-oob" not in plain
+
+
+def test_nothing_owed_or_stripe_down_shows_no_banner(auth, organisation, stripe_server):
+    add_invoices(
+        stripe_server,
+        organisation.stripe_customer_id,
+        [{"period": "2025-09", "amount": 4000, "status": "open"}],
+    )
+    auth.as_role("admin")
+    stripe_server.fault(method="GET", path="^/v1/invoices$", status=500)
+    html = section(auth).get_data(as_text=True)
+    assert "invoices-problem" in html and "amount-due-banner" not in html
+    stripe_server.clear_faults()
+    assert "Past due: $40.00</strong>" in section(auth).get_data(as_text=True)
+
+
+def test_amount_due_before_its_date_is_not_past_due():
+    today = dt.date(2026, 12, 6)
+    shown = service.InvoiceList(
+        rows=(
+            invoice_row(stripe_invoice(amount_due=5000), today),
+            invoice_row(stripe_invoice(id="in_paid", status="paid", amount_due=7000), today),
+        )
+    )
+    due = shown.amount_due
+    assert due.total == Decimal("50.00") and not due.past_due
+    assert due.first.id == "in_test1"
+    assert service.InvoiceList(rows=()).amount_due is None

@@ -372,7 +372,10 @@ def test_while_building_the_page_refreshes_and_the_fragment_polls(app, admin, re
     assert fragment.text.startswith('<div class="actions report-download" id="report-download"')
     assert "<html" not in fragment.text and "http-equiv" not in fragment.text
     assert 'hx-trigger="load delay:1s"' in fragment.text
-    assert 'href="/settings/usage/report?month=2026-01"' in fragment.text
+    assert 'hx-get="/settings/usage/report?month=2026-01"' in fragment.text
+    # While the report is written the control is a status, not a button to press.
+    assert '<span class="report-preparing" id="download-report"' in fragment.text
+    assert "button primary" not in fragment.text.split('id="report-download"')[1]
     assert "3 of 7 sheets written" in fragment.text
     assert report_queue.pending_count() == 1
 
@@ -386,8 +389,9 @@ def test_once_built_htmx_is_told_to_download_and_the_page_gets_the_file(app, adm
 
 
 def test_a_failed_build_says_so_and_can_be_retried(app, admin, queue_backend, report_worker):
-    # The worker cannot write its temporary files: every build fails until it can again.
-    report_worker.tmpdir.rmdir()
+    # The builds cannot make their temporary folders: every build fails until they can.
+    report_worker.scratch.parent.mkdir(parents=True, exist_ok=True)
+    report_worker.scratch.write_text("not a folder")
     failed = download(admin.client, f"{REPORT}?month=2026-01")
     assert failed.status_code == 500
     assert "could not be built. Something went wrong while writing it." in failed.text
@@ -400,7 +404,7 @@ def test_a_failed_build_says_so_and_can_be_retried(app, admin, queue_backend, re
     assert "usage report failed" in report_worker.log
     assert kept_files(app) == []
 
-    report_worker.tmpdir.mkdir()
+    report_worker.scratch.unlink()
     retried = admin.client.get(f"{REPORT}?month=2026-01&retry=1")
     assert retried.status_code == 303
     assert retried.headers["Location"] == "/settings/usage/report?month=2026-01"

@@ -19,7 +19,7 @@ from billing_app.models import BillablePeriod, Identity, Organisation
 from billing_app.tenants import service
 from tests import rebilling
 from tests.factories import ALWAYS, add_tenant, d, make_organisation
-from tests.pages import parse, rows, without_csrf_tokens
+from tests.pages import badges, parse, rows, without_csrf_tokens
 from tests.report_worker import download
 
 HTMX = {"HX-Request": "true"}
@@ -105,11 +105,11 @@ def test_the_page_shows_the_tenant_its_pauses_and_its_users(auth, tenants):
     tree = parse(html)
     assert tree.one("h1").text == "Contoso Ltd"
     assert "00000000-0000-0000-0000-" in tree.by_id("tenant-facts").text
-    assert "Onboarded 1 December 2025" in tree.by_id("tenant-facts").text
+    assert "Onboarded 1 Dec 2025" in tree.by_id("tenant-facts").text
     assert "Not offboarded" in tree.by_id("tenant-facts").text
     events = tree.by_id("tenant-events").text
     # The pause from 28 March to 5 April touches April; the one in August does not.
-    assert "Paused from 28 March 2026 through 4 April 2026 ; billed again from 5 April" in events
+    assert "Paused from 28 Mar 2026 through 4 Apr 2026 ; billed again from 5 Apr" in events
     assert "August" not in events
     table = tree.by_id("tenant-users-table")
     assert [c.text for c in table.one("thead").all("th")] == [
@@ -124,11 +124,11 @@ def test_the_page_shows_the_tenant_its_pauses_and_its_users(auth, tenants):
     body = {row[0]: row for row in rows(table, "tbody")}
     # April: 30 days, paused 1-4; 3.00 a month.
     assert body["Grace Hopper"] == [
-        "Grace Hopper", "grace.hopper@example.com", "2026-04-05", "2026-04-30", "26",
+        "Grace Hopper", "grace.hopper@example.com", "5 Apr 2026", "30 Apr 2026", "26",
         "0.8667", "$2.60",
     ]  # fmt: skip
-    assert body["Ada Lovelace"][2:] == ["2026-04-16", "2026-04-30", "15", "0.5000", "$1.50"]
-    assert body["Alan Turing"][2:5] == ["2026-04-05", "2026-04-30", "26"]
+    assert body["Ada Lovelace"][2:] == ["16 Apr 2026", "30 Apr 2026", "15", "0.5000", "$1.50"]
+    assert body["Alan Turing"][2:5] == ["5 Apr 2026", "30 Apr 2026", "26"]
     assert "Back Again" not in body
     [total] = rows(table, "tfoot")
     assert total[0] == f"Total, {len(body)} users"
@@ -160,17 +160,22 @@ def test_onboarding_offboarding_and_not_onboarded_months(auth, tenants):
     auth.as_role("admin")
     awkward = tenants["awkward"]
     october = parse(page_of(auth, awkward["external_id"], "2026-10").get_data(as_text=True))
-    assert "Offboarded on 15 October 2026" in october.by_id("tenant-events").text
+    assert "Offboarded on 15 Oct 2026" in october.by_id("tenant-events").text
     february = parse(page_of(auth, awkward["external_id"], "2026-02").get_data(as_text=True))
-    assert "Onboarded on 10 February 2026" in february.by_id("tenant-events").text
+    assert "Onboarded on 10 Feb 2026" in february.by_id("tenant-events").text
     # Every user was billable in October and none is in November: all removed.
     november = parse(page_of(auth, awkward["external_id"], "2026-11").get_data(as_text=True))
-    assert "was not onboarded at any point in November 2026" in november.text
+    not_billed = november.by_id("tenant-not-onboarded").text
+    assert "was offboarded on 15 Oct 2026" in not_billed
+    assert "not onboarded" not in not_billed
+    # No users in the month: no CSV of them is offered.
+    assert november.by_id("tenant-users-csv") is None
+    assert october.by_id("tenant-users-csv") is not None
     assert "Removed since October 2026: 3" in november.by_id("tenant-removed").text
     formula = tenants["formula"]
     open_pause = parse(page_of(auth, formula["external_id"], "2026-11").get_data(as_text=True))
     events = open_pause.by_id("tenant-events").text
-    assert "Paused from 25 November 2026" in events and "until further notice" in events
+    assert "Paused from 25 Nov 2026" in events and "until further notice" in events
 
 
 def test_customer_text_is_escaped(auth, tenants):
@@ -190,7 +195,10 @@ def test_another_organisations_tenant_and_an_unknown_one_are_the_same_404(app, a
     elsewhere = page_of(auth, theirs, "2026-04")
     unknown = page_of(auth, "t-does-not-exist", "2026-04")
     assert elsewhere.status_code == unknown.status_code == 404
-    assert without_csrf_tokens(elsewhere) == without_csrf_tokens(unknown)
+    # The same page but for the id asked for: nothing says the tenant exists elsewhere.
+    assert without_csrf_tokens(elsewhere).replace(theirs, "ID") == without_csrf_tokens(
+        unknown
+    ).replace("t-does-not-exist", "ID")
     assert "Someone" not in elsewhere.get_data(as_text=True)
     assert page_of(auth, theirs, "2026-04", headers=HTMX).status_code == 404
 
@@ -270,7 +278,7 @@ def test_a_large_tenant_is_paged(app, auth, organisation):
     first = parse(page_of(auth, big, "2026-04").get_data(as_text=True))
     table = first.by_id("tenant-users-table")
     assert len(rows(table, "tbody")) == service.PAGE_SIZE
-    assert f"1\u2013100 of {users}" in table.one("caption").text
+    assert f"1\u2013100 of {users}" in first.by_id("tenant-users-caption").text
     [total] = rows(table, "tfoot")
     assert total[0] == f"Total, {users} users"
     assert total[-1] == format_money(Decimal("3.00") * users, "usd")
@@ -348,3 +356,50 @@ def test_a_kept_month_follows_the_usage_revision(app, auth, organisation):
     assert users() == "2"
     fragment = page_of(auth, external_id, "2026-04", headers=HTMX).get_data(as_text=True)
     assert parse(fragment).by_id("tenant-users").text == "2"
+
+
+def test_a_tenant_id_with_every_allowed_character_is_linked_and_reachable(app, auth, organisation):
+    with app.app_context():
+        tenant = add_tenant(db.session.get(Organisation, organisation.id), "Odd Ids Ltd")
+        tenant.external_id = "EU:contoso@t~1.x_y-z"
+        db.session.commit()
+    auth.as_role("admin")
+    html = auth.client.get("/settings/usage", query_string={"q": "Odd Ids"}).get_data(as_text=True)
+    [link] = [a for a in parse(html).by_id("usage-table").all("a") if a.text == "Odd Ids Ltd"]
+    href = link.attrs["href"]
+    assert href.startswith("/settings/usage/tenants/EU:contoso@t~1.x_y-z?")
+    page = auth.client.get(href)
+    assert page.status_code == 200
+    assert parse(page.get_data(as_text=True)).one("h1").text == "Odd Ids Ltd"
+
+
+def test_a_paused_tenants_users_are_paused_not_removed_and_its_badge_has_dates(
+    app, auth, organisation
+):
+    with app.app_context():
+        org = db.session.get(Organisation, organisation.id)
+        holloway = add_tenant(
+            org,
+            "Holloway Ltd",
+            pauses=(("2026-06-01", None),),
+            users=(("Grace Hopper", ALWAYS), ("Ada Lovelace", ALWAYS)),
+        ).external_id
+        add_tenant(
+            org, "Brief Pause Ltd", pauses=(("2026-06-03", "2026-06-10"),), users=(("Bob", ALWAYS),)
+        )
+    auth.as_role("admin")
+    tree = parse(page_of(auth, holloway, "2026-06").get_data(as_text=True))
+    removed = tree.by_id("tenant-removed")
+    assert removed.one("h3").text == "Paused since 1 Jun 2026: 2"
+    assert "paused, not removed" in tree.by_id("tenant-paused-users").text
+    assert "Removed since" not in removed.text
+    # Still paused all of July: the heading still says paused.
+    july = parse(page_of(auth, holloway, "2026-07").get_data(as_text=True))
+    assert july.by_id("tenant-removed").one("h3").text.startswith("Paused since 1 Jun 2026")
+
+    table = parse(
+        auth.client.get("/settings/usage", query_string={"month": "2026-06"}).get_data(as_text=True)
+    ).by_id("usage-table")
+    found = {cell.one("a").text: badges(cell) for cell in table.one("tbody").all("th")}
+    assert found["Holloway Ltd"] == ["Paused from 1 Jun 2026"]
+    assert found["Brief Pause Ltd"] == ["Paused 3 Jun 2026 \N{EN DASH} 9 Jun 2026"]

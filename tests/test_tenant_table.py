@@ -267,7 +267,7 @@ def test_pages_of_fifty_with_the_total_of_all_tenants_on_each(app, many, page, f
         f"All {tenants} tenants",
         format_money(everyone.cost, "usd"),
         f"{everyone.billable_users:,}",
-        f"{everyone.units:,.2f}",
+        f"{everyone.units:,.4f}",
     ]
     pager = section.one("nav")
     assert pager.attrs["aria-label"] == "Tenant pages"
@@ -343,10 +343,10 @@ def test_changes_against_the_month_before_are_those_of_the_proration(auth, febru
     # Alan 5-31 Jan = 27/31 × $3 = $2.61). Fabrikam from 10 Feb: 19/28 × $3 = $2.04, new.
     # Tailspin until 15 Feb: 14/28 = $1.50 against $3.00. Wingtip paused 1-7 Feb: 21/28 = $2.25.
     assert body == {
-        "Contoso": ["$4.50", "−$1.11", "2", "0", f"{Decimal(28 + 14) / 28:.2f}"],
-        "Fabrikam": ["$2.04", "+$2.04", "1", "+1", f"{Decimal(19) / 28:.2f}"],
-        "Tailspin": ["$1.50", "−$1.50", "1", "0", f"{Decimal(14) / 28:.2f}"],
-        "Wingtip": ["$2.25", "−$0.75", "1", "0", f"{Decimal(21) / 28:.2f}"],
+        "Contoso": ["$4.50", "−$1.11", "2", "0", f"{Decimal(28 + 14) / 28:.4f}"],
+        "Fabrikam": ["$2.04", "+$2.04", "1", "+1", f"{Decimal(19) / 28:.4f}"],
+        "Tailspin": ["$1.50", "−$1.50", "1", "0", f"{Decimal(14) / 28:.4f}"],
+        "Wingtip": ["$2.25", "−$0.75", "1", "0", f"{Decimal(21) / 28:.4f}"],
     }
     total = total_row(section)
     # Against $11.61 and 4 users in January.
@@ -354,8 +354,8 @@ def test_changes_against_the_month_before_are_those_of_the_proration(auth, febru
     assert "Changes are against January 2026." in section.text
     # The change cells' headers say what they compare, for screen readers.
     headers = [th.text for th in section.one("thead").all("th")]
-    assert headers[2] == "Change in cost since January 2026"
-    assert headers[4] == "Change in users since January 2026"
+    assert headers[2] == "Cost change since January 2026"
+    assert headers[4] == "Users change since January 2026"
 
 
 def test_january_2026_has_no_month_before(auth, february):
@@ -372,9 +372,9 @@ def test_badges_mark_onboarded_paused_and_offboarded(auth, february):
     cells = section.one("tbody").all("th")
     assert {cell.one("a").text: badges(cell) for cell in cells} == {
         "Contoso Ltd": [],
-        "Fabrikam": ["Onboarded 10 Feb"],
-        "Tailspin Toys": ["Offboarded 15 Feb"],
-        "Wingtip Toys": ["Paused"],
+        "Fabrikam": ["Onboarded 10 Feb 2026"],
+        "Tailspin Toys": ["Offboarded 15 Feb 2026"],
+        "Wingtip Toys": ["Paused 1 Feb 2026 – 7 Feb 2026"],
     }
 
 
@@ -505,3 +505,27 @@ def test_the_table_keeps_its_figures_when_the_month_has_none_before_priced(app, 
     section = table_of(auth.client.get(PAGE, query_string={"month": FEBRUARY}))
     assert total_row(section)[1] == "$10.29"
     assert total_row(section)[2] == "— no month before"
+
+
+def test_current_month_changes_compare_the_projection_like_the_headline(app, auth, organisation):
+    from billing_app.figures.cache import month_headline
+
+    today = today_utc()
+    with app.app_context():
+        org = db.session.get(Organisation, organisation.id)
+        add_tenant(org, "Steady Ltd", users=(("Grace", ALWAYS), ("Ada", ALWAYS)))
+        add_tenant(org, "Leaving Ltd", users=(("Alan", (("2025-12-01", None),)),))
+        headline = month_headline(org, Month.of(today), today)
+    auth.as_role("admin")
+    section = table_of(auth.client.get(PAGE))
+    body = {row[0].split(" ")[0]: row[1:] for row in rows(section.by_id("usage-table"), "tbody")}
+    # Billable every day of both months: projected to the month's end the cost is the month
+    # before's, not the fall of a month counted only so far.
+    assert body["Steady"][1] == "$0.00" and body["Steady"][3] == "0"
+    total = total_row(section)
+    change = headline.change.amount
+    sign = "+" if change > 0 else "−" if change < 0 else ""
+    assert total[2] == sign + format_money(abs(change), "usd")
+    headers = [th.text for th in section.one("thead").all("th")]
+    assert headers[2].endswith("(projected)") and headers[4].endswith("(projected)")
+    assert "projected month-end figures" in section.by_id("tenant-table-change-basis").text

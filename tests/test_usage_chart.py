@@ -28,6 +28,8 @@ from tests.pages import rows, summary_region
 
 SUMMARY = "/settings/usage/summary"
 HTMX = {"HX-Request": "true"}
+ARRIVAL = "#usage-month-heading"
+"""Where a bar leads in its month's page: the month's heading, which takes the focus."""
 
 
 def is_round(step: Decimal) -> bool:
@@ -176,13 +178,13 @@ def test_each_bar_links_to_its_month_with_its_value_in_its_name(app, auth, usage
     links = svg.all("a")
     assert len(links) == len(month_totals) == len(available_months(today))
     for link, (month, total) in zip(links, month_totals, strict=True):
-        assert link.attrs["href"] == f"/settings/usage?month={month}"
+        assert link.attrs["href"] == f"/settings/usage?month={month}{ARRIVAL}"
         name = f"{month.label}: {format_money(total, 'usd')}"
         if month == current:
             name += f" so far, {format_money(projected, 'usd')} projected for the month"
         assert link.attrs["aria-label"] == name
     selected = [link for link in links if link.attrs.get("aria-current") == "true"]
-    assert [link.attrs["href"] for link in selected] == ["/settings/usage?month=2026-03"]
+    assert [link.attrs["href"] for link in selected] == [f"/settings/usage?month=2026-03{ARRIVAL}"]
     assert "is-selected" in selected[0].one("rect", class_="chart-bar is-selected").classes
 
 
@@ -197,7 +199,9 @@ def test_projection_is_drawn_on_the_current_month_only_with_a_legend(app, auth, 
     links = [a for a in chart.all("a") if a.all("rect", class_="chart-projection")]
     if today.day < Month.of(today).days:
         assert len(segments) == 1 and int(segments[0].attrs["height"]) > 0
-        assert [a.attrs["href"] for a in links] == [f"/settings/usage?month={Month.of(today)}"]
+        assert [a.attrs["href"] for a in links] == [
+            f"/settings/usage?month={Month.of(today)}{ARRIVAL}"
+        ]
         assert "Projected to month end (estimate)" in chart.by_id("chart-legend-projection").text
     else:  # on the month's last day the projection is the month to date: no segment
         assert segments == []

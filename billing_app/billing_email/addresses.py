@@ -47,7 +47,34 @@ def normalise(raw: str | None) -> str:
             allow_domain_literal=False,
         )
     except EmailNotValidError as error:
-        raise InvalidEmail(f"That is not a valid email address. {error}") from None
+        raise InvalidEmail(_plain_reason(address, str(error))) from None
     if len(valid.normalized) > MAX_LENGTH:
         raise InvalidEmail(f"An email address has at most {MAX_LENGTH} characters.")
     return valid.normalized
+
+
+def _plain_reason(address: str, validator_says: str) -> str:
+    """Our own words for why `address` is not an email address; the validator's message
+    (`validator_says`) only chooses among them and is never shown."""
+    like = f"like {EXAMPLE}"
+    if any(char.isspace() for char in address):
+        return f"An email address cannot contain spaces. Remove them ({like})."
+    if address.count("@") == 0:
+        return f"An email address needs an @ between the name and the domain ({like})."
+    if address.count("@") > 1:
+        return f"An email address has only one @ ({like})."
+    local, _, domain = address.partition("@")
+    if not local:
+        return f"Enter the part before the @ too ({like})."
+    if not domain:
+        return f"Enter the domain after the @ too ({like})."
+    if ".." in address:
+        return f"An email address cannot have two dots in a row ({like})."
+    if "before the @-sign" in validator_says or "unsafe" in validator_says:
+        return (
+            "The part before the @ has a character an email address cannot contain, "
+            f"such as a comma or a bracket ({like})."
+        )
+    if "." not in domain:
+        return f"The domain after the @ needs a dot, as in example.com ({like})."
+    return f"The domain after the @ is not one that can receive email ({like})."

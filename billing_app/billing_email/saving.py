@@ -49,6 +49,8 @@ class Outcome(enum.StrEnum):
     STRIPE_FAILED = "stripe_failed"
     TOO_MANY = "too_many"
     BUSY = "busy"
+    PENDING = "pending"
+    """Stripe did not answer in time (or is still answering): the change may still land."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Result:
         the form says so above Save, not beside the field."""
         return self.outcome in (
             Outcome.STRIPE_FAILED,
+            Outcome.PENDING,
             Outcome.BUSY,
             Outcome.TOO_MANY,
             Outcome.NO_CUSTOMER,
@@ -89,8 +92,15 @@ class Result:
 STRIPE_PROBLEMS = {
     "timeout": (
         504,
-        "Stripe did not answer in time, so the billing email was not changed in Petra. "
-        "Save again to retry; the change will not be made twice.",
+        "Stripe did not answer in time. The change may still reach Stripe; if it does, the "
+        "billing email here changes to it by itself. Saving again is safe: the change will not "
+        "be made twice.",
+    ),
+    "in_progress": (
+        409,
+        "Stripe did not answer in time and is still working on this change. It may still go "
+        "through; if it does, the billing email here changes to it by itself. Saving again is "
+        "safe: the change will not be made twice.",
     ),
     "unreachable": (
         503,
@@ -113,6 +123,10 @@ STRIPE_PROBLEMS = {
         "If it keeps happening, please contact Petra support.",
     ),
 }
+
+
+PENDING_REASONS = frozenset({"timeout", "in_progress"})
+"""Failures after which Stripe may still make the change: the form then waits for it."""
 
 
 STRIPE_ERROR = (
@@ -192,7 +206,8 @@ def _save(organisation_id: int, member: Member, change: Change, stripe: StripeGa
 
 
 CONFLICT_ADVICE = (
-    "Nothing was saved. Save again to replace it with the address below, or cancel to keep it."
+    "Nothing was saved. Save again to use the address in the field above instead, "
+    "or cancel to keep it."
 )
 
 
@@ -278,7 +293,9 @@ def _update_stripe(organisation: Organisation, change: Change, stripe: StripeGat
         return stripe.update_customer_email(customer_id, change.email, key)
     except StripeUnavailable as failure:
         status, message = _stripe_problem(failure)
-        return Result(Outcome.STRIPE_FAILED, organisation.billing_email, status, message)
+        reason = failure.reason if isinstance(failure, StripeRequestFailed) else "error"
+        outcome = Outcome.PENDING if reason in PENDING_REASONS else Outcome.STRIPE_FAILED
+        return Result(outcome, organisation.billing_email, status, message)
 
 
 def _log_refusal(organisation: Organisation, member: Member, result: Result) -> None:
@@ -289,3 +306,38 @@ def _log_refusal(organisation: Organisation, member: Member, result: Result) -> 
         result.outcome,
         result.status,
     )
+
+
+class Settled(enum.StrEnum):
+    LANDED = "landed"
+    NOT_YET = "not_yet"
+
+
+def settle_pending(organisation_id: int, awaited: str, stripe: StripeGateway) -> Settled:
+    """Whether a change Stripe did not confirm in time (`awaited`) has landed: stored here
+    already (the webhook brought it), or held by the Stripe customer now, which is then
+    brought in as the webhook would. Stripe is the source of truth."""
+    organisation = db.session.get(Organisation, organisation_id, populate_existing=True)
+    if organisation.billing_email == awaited:
+        return Settled.LANDED
+    if not organisation.stripe_customer_id:
+        return Settled.NOT_YET
+    try:
+        held = stripe.customer_email(organisation.stripe_customer_id)
+    except StripeUnavailable:
+        return Settled.NOT_YET
+    if held != awaited:
+        return Settled.NOT_YET
+    try:
+        with organisation_lock(organisation_id):
+            organisation = locked_organisation(organisation_id)
+            if organisation.billing_email != awaited:
+                old = organisation.billing_email
+                organisation.billing_email = awaited
+                detail = {"customer": organisation.stripe_customer_id, "read": "customer"}
+                record_change(organisation, awaited, old=old, source="stripe", detail=detail)
+            db.session.commit()
+    except OrganisationBusy:
+        db.session.rollback()
+        return Settled.NOT_YET
+    return Settled.LANDED

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from billing_app.access import is_htmx, requires
+from billing_app.access import can, is_htmx, requires
 from billing_app.billing_email import saving
 from billing_app.billing_email.forms import BillingEmailForm
 from billing_app.billing_email.history import history
-from billing_app.billing_email.saving import SAVE_RATE_LIMIT, TOO_MANY_SAVES, Outcome, Result
+from billing_app.billing_email.saving import (
+    SAVE_RATE_LIMIT,
+    TOO_MANY_SAVES,
+    Outcome,
+    Result,
+    Settled,
+    settle_pending,
+)
 from billing_app.extensions import limiter
 from billing_app.permissions import Action
 from billing_app.stripe_gateway import gateway
@@ -22,8 +29,23 @@ bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
 @bp.get("/billing-email")
 @requires(Action.VIEW_USAGE)
 def show():
-    """The billing-email display fragment."""
-    return _display(focus=is_htmx())
+    """The billing-email display fragment; with `awaiting`, whether a change Stripe did not
+    confirm in time has landed (204 to htmx while it has not)."""
+    awaited = request.args.get("awaiting", "").strip()
+    if not awaited or not can(Action.CHANGE_BILLING_EMAIL):
+        return _display(focus=is_htmx())
+    organisation_id = current_user.organisation_id
+    landed = settle_pending(organisation_id, awaited, gateway()) is Settled.LANDED
+    notice = f"Saved. Stripe now sends invoices to {awaited}." if landed else None
+    if is_htmx():
+        return _display(notice=notice, focus=True) if landed else ("", 204)
+    flash(
+        notice
+        or f"Stripe has not confirmed {awaited} yet. Check again in a moment; saving again is "
+        "safe.",
+        EMAIL_NOTICE,
+    )
+    return redirect(url_for("usage.page"), code=303)
 
 
 @bp.get("/billing-email/edit")

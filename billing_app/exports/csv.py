@@ -13,14 +13,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from billing_app.figures import calculator
+from billing_app.figures.cache import microsoft_tenant_ids, month_summary
 from billing_app.figures.calculator import MonthTotals
 from billing_app.figures.comparison import MonthBefore
+from billing_app.figures.month_request import MonthRequest
 from billing_app.figures.months import Month
 from billing_app.figures.proration import price_for
+from billing_app.figures.queries import Tenants
 from billing_app.models import Organisation
 
 TENANT_COLUMNS = (
@@ -116,14 +119,21 @@ def chunks(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[
 # --- What goes in the rows ---------------------------------------------------------------
 
 
+def as_stored(text: str) -> str:
+    """Customer text as it is stored, for answers that are not spreadsheets (the API)."""
+    return text
+
+
 def tenant_rows(
     month_totals: MonthTotals,
     previous: MonthTotals | None,
     microsoft_ids: dict[int, str],
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
     """One row per tenant onboarded at some point in the month (zeros when it had no billable
     user), with its figures the month before (empty when that month cannot be shown: before
-    January 2026, or without a price)."""
+    January 2026, or without a price). Customer text goes through `text` (`neutralised` for
+    the CSV, `as_stored` for the API)."""
     before = MonthBefore(previous)
     for tenant in month_totals.tenants:
         earlier = before.of(tenant.tenant_id)
@@ -131,9 +141,9 @@ def tenant_rows(
         previous_cost = "" if earlier is None else money(earlier[1])
         yield [
             str(month_totals.month),
-            neutralised(tenant.external_id),
-            neutralised(tenant.name),
-            neutralised(microsoft_ids.get(tenant.tenant_id, "")),
+            text(tenant.external_id),
+            text(tenant.name),
+            text(microsoft_ids.get(tenant.tenant_id, "")),
             tenant.billable_users,
             units(tenant.units),
             price(month_totals.unit_price),
@@ -144,25 +154,43 @@ def tenant_rows(
         ]
 
 
-def user_rows(
-    organisation: Organisation, month: Month, today: dt.date, tenant_id: int | None = None
+def month_tenant_rows(
+    organisation: Organisation, asked: MonthRequest, today: dt.date
 ) -> Iterator[list[str | int]]:
-    """One row per billable user of the month (or of one tenant), streamed from the
-    calculator in the order the identities were imported. `NoPriceError` when the month has
-    no unit price, raised before the first row."""
+    """The rows of a month's `tenants.csv`: its cached totals beside the month before's, as
+    the export and the monthly statement's attachment write them."""
+    totals = month_summary(organisation, asked.month, today)
+    previous = month_summary(organisation, asked.previous, today) if asked.previous else None
+    return tenant_rows(totals, previous, microsoft_tenant_ids(organisation))
+
+
+def user_rows(
+    organisation: Organisation,
+    month: Month,
+    today: dt.date,
+    tenant_id: Tenants = None,
+    text: Callable[[str], str] = neutralised,
+) -> Iterator[list[str | int]]:
+    """One row per billable user of the month (or of one tenant, or of some: a collection of
+    tenant ids), streamed from the calculator in the order the identities were imported.
+    `NoPriceError` when the month has no unit price, raised before the first row. Customer
+    text goes through `text`, as in `tenant_rows`."""
     data = calculator.load(organisation.id, [month], today, tenant_id)
     _, currency = price_for(data.prices, month)
-    return _user_rows(data, month, today, currency.upper())
+    return _user_rows(data, month, today, currency.upper(), text)
 
 
 def _user_rows(
-    data: calculator.Loaded, month: Month, today: dt.date, currency: str
+    data: calculator.Loaded,
+    month: Month,
+    today: dt.date,
+    currency: str,
+    text: Callable[[str], str] = neutralised,
 ) -> Iterator[list[str | int]]:
     # A line's units and cost depend on its billable days alone, its dates are days of the
     # month and its tenant is one of a few: each is written once and looked up after.
     tenants = {
-        t.id: [neutralised(t.external_id), neutralised(t.name), neutralised(t.microsoft_tenant_id)]
-        for t in data.tenants
+        t.id: [text(t.external_id), text(t.name), text(t.microsoft_tenant_id)] for t in data.tenants
     }
     month_text = str(month)
     days: dict[dt.date, str] = {}
@@ -184,9 +212,9 @@ def _user_rows(
         yield [
             month_text,
             *tenants[line.tenant_id],
-            neutralised(line.external_id),
-            neutralised(line.display_name),
-            neutralised(line.user_principal_name),
+            text(line.external_id),
+            text(line.display_name),
+            text(line.user_principal_name),
             first,
             last,
             line.billable_days,

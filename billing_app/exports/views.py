@@ -11,7 +11,6 @@ from flask_login import current_user
 from billing_app.access import requires
 from billing_app.errors import render_error
 from billing_app.exports import csv
-from billing_app.figures.cache import microsoft_tenant_ids, month_summary
 from billing_app.figures.month_request import MonthRefusal, month_request
 from billing_app.figures.months import Month, today_utc
 from billing_app.logs import billing_log as log
@@ -52,11 +51,8 @@ def tenants_csv():
     asked = month_request(organisation, request.args.get("month"), today, what="export")
     if isinstance(asked, MonthRefusal):
         return render_error(asked.status, asked.message, title=asked.title)
-    month = asked.month
-    totals = month_summary(organisation, month, today)
-    previous = month_summary(organisation, asked.previous, today) if asked.previous else None
-    rows = csv.tenant_rows(totals, previous, microsoft_tenant_ids(organisation))
-    return attachment(csv.chunks(csv.TENANT_COLUMNS, rows), organisation, month, "tenants")
+    rows = csv.month_tenant_rows(organisation, asked, today)
+    return attachment(csv.chunks(csv.TENANT_COLUMNS, rows), organisation, asked.month, "tenants")
 
 
 @bp.get("/users.csv")

@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KEY_VERSION = 3
+KEY_VERSION = 4
 """Part of every key: bump it when the cached types change shape, so that a deploy never
 reads entries pickled by the previous code."""
 TIMEOUT = 24 * 60 * 60

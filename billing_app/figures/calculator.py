@@ -95,10 +95,21 @@ class TenantTotals:
     onboarded_in_month: bool
     offboarded_in_month: bool
     paused_in_month: bool
+    pauses_in_month: tuple[tuple[dt.date, dt.date | None], ...]
+    """The tenant's pauses with a day in the month: (first day, day billing resumes or
+    None), oldest first."""
     billable_users: int
     billable_days: int
     units: Decimal
     cost: Decimal
+
+    @property
+    def paused_days(self) -> tuple[tuple[dt.date, dt.date | None], ...]:
+        """Each pause touching the month as (first paused day, last paused day or None)."""
+        return tuple(
+            (start, None if until is None else until - dt.timedelta(days=1))
+            for start, until in self.pauses_in_month
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +353,13 @@ def _tenant_in_month(t: TenantRow, month: Month) -> dict[str, Any]:
             t.offboarded_on is not None and month.first_day < t.offboarded_on < month.end
         ),
         "paused_in_month": bool(onboarded) and overlaps(t.pauses, onboarded[0][0], onboarded[0][1]),
+        "pauses_in_month": tuple(
+            sorted(
+                (start, until)
+                for start, until in t.pauses
+                if start < month.end and (until is None or until > month.first_day)
+            )
+        ),
     }
 
 

@@ -33,6 +33,7 @@ Totals = Callable[[Organisation, Month, dt.date], MonthTotals]
 """A month's totals counted on a day: `calculator.month_totals` or `cache.month_summary`."""
 
 PERCENT = Decimal("0.1")
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,33 @@ class Change:
     month before cost nothing (there is no percentage of zero)."""
     projected: bool
     """The change is of the projected month-end cost (the current month)."""
+    unit_price: Decimal
+    """The month's unit price."""
+    previous_unit_price: Decimal
+    """The month before's unit price."""
+
+    @property
+    def price_changed(self) -> bool:
+        return self.unit_price != self.previous_unit_price
+
+    @property
+    def price_rose(self) -> bool:
+        return self.unit_price > self.previous_unit_price
+
+    @property
+    def from_price(self) -> Decimal:
+        """Of `amount`, what the new price accounts for: this month's (projected) usage at the
+        difference of the two prices, half-up to the cent; zero when the price is the same."""
+        if not self.price_changed or not self.unit_price:
+            return Decimal("0.00")
+        cost = self.previous_cost + self.amount
+        share = cost * (self.unit_price - self.previous_unit_price) / self.unit_price
+        return share.quantize(CENT, rounding=ROUND_HALF_UP)
+
+    @property
+    def from_usage(self) -> Decimal:
+        """Of `amount`, what more or fewer billable user-days account for."""
+        return self.amount - self.from_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +126,9 @@ def headline_of(
     change = None
     if previous is not None and shown.month > FIRST_MONTH:
         compared = shown.cost if projected_cost is None else projected_cost
-        change = change_of(compared, previous, projected=projected_cost is not None)
+        change = change_of(
+            compared, previous, projected=projected_cost is not None, unit_price=shown.unit_price
+        )
     return Headline(
         month=shown.month,
         month_to_date=shown.month_to_date,
@@ -112,10 +142,20 @@ def headline_of(
     )
 
 
-def change_of(cost: Decimal, previous: MonthTotals, *, projected: bool = False) -> Change:
-    """`cost` against the month before's totals."""
+def change_of(
+    cost: Decimal,
+    previous: MonthTotals,
+    *,
+    projected: bool = False,
+    unit_price: Decimal | None = None,
+) -> Change:
+    """`cost` against the month before's totals; `unit_price` is this month's (by default the
+    month before's)."""
     amount = cost - previous.cost
     percent = None
     if previous.cost:
         percent = (amount * 100 / previous.cost).quantize(PERCENT, rounding=ROUND_HALF_UP)
-    return Change(previous.month, previous.cost, amount, percent, projected)
+    price = previous.unit_price if unit_price is None else unit_price
+    return Change(
+        previous.month, previous.cost, amount, percent, projected, price, previous.unit_price
+    )

@@ -18,6 +18,13 @@ ANALYZE_AFTER = 1000
 """Records created or updated from which an import refreshes PostgreSQL's statistics."""
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)
+TENANT_ID = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9._~:@-]+", re.ASCII)
+"""A tenant id is one segment of the tenant page's address: letters, digits and - _ . ~ : @,
+never "." or ".." alone (a browser would resolve them), no / \\ ? # %, spaces or controls."""
+TENANT_ID_RULE = (
+    'a tenant id (letters, digits and - _ . ~ : @ only; no "/", "\\", "?", "#", "%" or '
+    'spaces; not "." or ".." alone)'
+)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
 AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)

@@ -26,6 +26,8 @@ from billing_app.importer.schema import (
     MAX_PROBLEMS,
     ROLES,
     SLUG,
+    TENANT_ID,
+    TENANT_ID_RULE,
     UNIT_PRICE_DECIMALS,
     UNIT_PRICE_LIMIT,
     DateRange,
@@ -359,7 +361,7 @@ def _tenant(
             "identities",
         ),
     )
-    external_id = entry.text("id", max_length=100)
+    external_id = entry.matching("id", TENANT_ID, TENANT_ID_RULE, max_length=100)
     name = entry.text("name", max_length=500)
     microsoft_tenant_id = entry.matching(
         "microsoft_tenant_id",

@@ -190,7 +190,17 @@ def import_file(data: object) -> ImportSummary:
     records = summary.records
     if records.created + records.updated >= ANALYZE_AFTER:
         _analyze()
+    _after_import(summary.slug)
     return summary
+
+
+def _after_import(slug: str) -> None:
+    """Every import, even one that changes nothing, has the worker check the alerts."""
+    from billing_app.notifications.tasks import after_import
+
+    organisation_id = db.session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+    if organisation_id is not None:
+        after_import(organisation_id)
 
 
 def _analyze() -> None:

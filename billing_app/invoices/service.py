@@ -12,6 +12,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from billing_app.figures.months import Month
+from billing_app.formats import format_day
 from billing_app.logs import billing_log as log
 from billing_app.models import Member, Organisation
 from billing_app.stripe_gateway import (
@@ -74,11 +75,6 @@ def _utc_day(timestamp: int) -> dt.date:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).date()
 
 
-def day_label(day: dt.date) -> str:
-    """`31 Dec 2026`."""
-    return f"{day.day} {day:%b %Y}"
-
-
 @dataclass(frozen=True, slots=True)
 class InvoiceRow:
     """One invoice as the page lists it."""
@@ -109,12 +105,12 @@ class InvoiceRow:
         if self.month is not None:
             return self.month.label
         if self.period_first == self.period_last:
-            return day_label(self.period_first)
-        return f"{day_label(self.period_first)} to {day_label(self.period_last)}"
+            return format_day(self.period_first)
+        return f"{format_day(self.period_first)} to {format_day(self.period_last)}"
 
     @property
     def due_label(self) -> str | None:
-        return day_label(self.due_on) if self.due_on else None
+        return format_day(self.due_on) if self.due_on else None
 
     @property
     def status_label(self) -> str:
@@ -206,6 +202,55 @@ class InvoiceList:
     @property
     def status(self) -> int:
         return self.problem.status if self.problem else 200
+
+    @property
+    def owed(self) -> tuple[InvoiceRow, ...]:
+        """Invoices still to be paid (open or overdue, with an amount), oldest due first."""
+        unpaid = [
+            row
+            for row in self.rows
+            if row.state in (InvoiceState.OPEN, InvoiceState.OVERDUE) and row.amount > 0
+        ]
+        return tuple(sorted(unpaid, key=lambda row: (row.due_on or row.issued_on, row.id)))
+
+    @property
+    def amount_due(self) -> AmountDue | None:
+        """What is owed, for the banner at the top of the page; None when nothing is."""
+        owed = self.owed
+        if not owed:
+            return None
+        currency = owed[0].currency
+        same = [row for row in owed if row.currency == currency]
+        overdue = tuple(row for row in owed if row.state is InvoiceState.OVERDUE)
+        return AmountDue(
+            total=sum((row.amount for row in same), Decimal(0)),
+            currency=currency,
+            invoices=tuple(owed),
+            overdue=overdue,
+            first=overdue[0] if overdue else owed[0],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AmountDue:
+    """The organisation's unpaid invoices: their total (in the first one's currency), the
+    overdue ones, and the one to pay first (the oldest overdue, else the next due)."""
+
+    total: Decimal
+    currency: str
+    invoices: tuple[InvoiceRow, ...]
+    overdue: tuple[InvoiceRow, ...]
+    first: InvoiceRow
+
+    @property
+    def past_due(self) -> bool:
+        return bool(self.overdue)
+
+    @property
+    def overdue_total(self) -> Decimal:
+        return sum(
+            (row.amount for row in self.overdue if row.currency == self.currency), Decimal(0)
+        )
 
 
 def latest_invoices(

@@ -21,7 +21,8 @@ def section():
     """The latest invoices, read from Stripe now: a fragment for htmx, else a page of its own."""
     shown = service.latest_invoices(current_user.organisation, stripe=gateway(), today=today_utc())
     template = "_invoices.html" if is_htmx() else "invoices.html"
-    return render_template(template, invoices=shown), shown.status, NO_STORE
+    page = render_template(template, invoices=shown, amount_due_oob=is_htmx())
+    return page, shown.status, NO_STORE
 
 
 @bp.get("/<invoice_id>", endpoint="open")

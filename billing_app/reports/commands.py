@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from billing_app.reports.queue import jobs
+from billing_app.reports.worker import sweep_scratch
 
 reports_cli = AppGroup("reports", help="Usage reports.")
 
@@ -16,8 +17,9 @@ reports_cli = AppGroup("reports", help="Usage reports.")
 @reports_cli.command("worker")
 @click.option("--workers", default=1, show_default=True, help="Builds run side by side.")
 def worker_command(workers: int) -> None:
-    """Run the worker that builds usage reports, and the scheduled builds of closed months,
-    until interrupted (Ctrl-C lets running builds finish; SIGTERM stops at once)."""
+    """Run the worker that builds usage reports, and the scheduled builds of closed months
+    (first removing the temporary files of builds whose worker died), until interrupted
+    (Ctrl-C lets running builds finish; SIGTERM stops at once)."""
     huey_log = logging.getLogger("huey")
     if not huey_log.handlers:
         handler = logging.StreamHandler()
@@ -25,6 +27,7 @@ def worker_command(workers: int) -> None:
         huey_log.addHandler(handler)
         huey_log.setLevel(logging.INFO)
     queue = jobs().queue
+    sweep_scratch()  # what the builds of a worker that died left
     click.echo(f"report worker: queue {queue.name!r} on {_where(current_app.config['QUEUE_URL'])}")
     queue.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
 

@@ -13,8 +13,18 @@ worker records (sheets written out of total), and the member's browser asks agai
 
 The claim records the build's state: queued, building (with progress), or failed (with the
 reason, shown until the member retries). A build that is done leaves the file and no record.
-A claim that has not moved for `STALE_AFTER` seconds (its worker was stopped) is taken over
-by the next request; the build it enqueued then finds the claim is not its own and stops.
+While it builds, the worker records its progress every `HEARTBEAT` seconds from a thread of
+its own, whatever the build is doing: that record is the build's heartbeat. A build whose
+heartbeat is older than the lease (`REPORT_LEASE`, 30 s) has lost its worker (killed, or its
+machine gone) and is taken over by the next request, or by the next `retry`; a claim still
+queued after `STALE_AFTER` (its task was lost before a worker started it) likewise, and with
+`retry` after the lease. The build the old claim enqueued, should it ever run, finds the
+claim is not its own and stops; the build that takes over removes the temporary files of
+the one it replaces.
+
+A build's temporary files (XlsxWriter's, and the workbook until it is complete) live in a
+folder of its own under `REPORT_DIR` (`store.ReportStore.scratch`), removed when the build
+ends; what a killed worker left there is swept when a worker starts and on schedule.
 
 The worker (`worker`) builds each report; a periodic task builds the reports of the month
 that closed last for every organisation, ahead of the first click, and removes kept files no
@@ -26,6 +36,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -42,14 +53,19 @@ log = logging.getLogger("billing_app.reports")
 
 
 STALE_AFTER = 10 * 60
-"""Seconds after which a claim whose state has not changed is taken for an abandoned one."""
+"""Seconds after which a claim still queued is taken for one whose task was lost."""
+
+
+LEASE = 30.0
+"""The default of `REPORT_LEASE`: seconds after which a build whose heartbeat has stopped is
+taken for one whose worker died."""
 
 
 POLL = 0.1
 
 
 HEARTBEAT = 0.5
-"""Seconds between the progress records of a build (a sheet takes milliseconds)."""
+"""Seconds between the progress records of a build: its heartbeat."""
 
 
 CHUNK_USERS = 50_000
@@ -87,6 +103,16 @@ class Jobs:
     build: TaskWrapper
     closed_months: TaskWrapper
     store: ReportStore
+
+
+QUEUE_TASKS = "queue_tasks"
+"""Where other features list the functions that add their tasks to the one queue (mail,
+alerts), so that one worker runs every job without this package importing them."""
+
+
+def add_tasks(app: Flask, register: Callable[[Huey, Flask], object]) -> None:
+    """Have `register(queue, app)` add tasks to the app's queue when it is set up."""
+    app.extensions.setdefault(QUEUE_TASKS, []).append(register)
 
 
 def jobs(app: Flask | None = None) -> Jobs:
@@ -127,6 +153,8 @@ def _create(app: Flask) -> Jobs:
             finally:
                 db.session.remove()
 
+    for register in app.extensions.get(QUEUE_TASKS, ()):
+        register(queue, app)
     return Jobs(queue, build, closed_months, ReportStore(app.config["REPORT_DIR"]))
 
 
@@ -148,15 +176,30 @@ def status_of(key: ReportKey, record: dict[str, Any]) -> ReportStatus:
     )
 
 
-def abandoned(record: dict[str, Any]) -> bool:
-    return time.time() - record.get("updated", 0) > STALE_AFTER
+def lease(app: Flask | None = None) -> float:
+    """Seconds a build's heartbeat may be silent before the build is taken for abandoned."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return float(app.config.get("REPORT_LEASE", LEASE))
+
+
+def abandoned(record: dict[str, Any], *, retry: bool = False) -> bool:
+    """Whether the claim `record` may be taken over: a build whose heartbeat is older than
+    the lease; a claim still queued after `STALE_AFTER`, or after the lease when the member
+    asks to retry."""
+    silent = time.time() - record.get("updated", 0)
+    if record.get("state") == QUEUED and not retry:
+        return silent > STALE_AFTER
+    return silent > lease()
 
 
 def claim(app_jobs: Jobs, key: ReportKey, replacing: dict[str, Any] | None = None) -> bool:
-    """Claim the build of `key` and queue it, unless someone else claimed it first."""
+    """Claim the build of `key` and queue it, unless someone else claimed it first; a claim
+    `replacing` another names the build it replaces, whose temporary files the new build
+    removes."""
     token = secrets.token_hex(8)
     record = {"state": QUEUED, "token": token, "written": 0, "total": 0, "updated": time.time()}
     if replacing is not None:
+        record["replaces"] = replacing.get("token")
         app_jobs.queue.delete(state_key(key))
     if not app_jobs.queue.put_if_empty(state_key(key), record):
         return False

@@ -39,7 +39,8 @@ def request_report(
 ) -> ReportStatus:
     """The organisation's report of `month` as counted on `today`: the kept file, or else
     its build claimed and queued (once, whoever asks) and waited for up to `wait` seconds
-    (`REPORT_WAIT`). A failed build stays failed until asked with `retry`."""
+    (`REPORT_WAIT`). A failed build stays failed until asked with `retry`; a build whose
+    worker died is taken over (see `queue.abandoned`)."""
     app_jobs = jobs()
     key = ReportKey.of(organisation.id, month_revision(organisation.id, month), month, today)
     file = app_jobs.store.open(key)
@@ -48,7 +49,7 @@ def request_report(
     record = record_of(app_jobs.queue, key)
     if record is not None and record["state"] == FAILED and not retry:
         return status_of(key, record)
-    if record is None or record["state"] == FAILED or abandoned(record):
+    if record is None or record["state"] == FAILED or abandoned(record, retry=retry):
         claim(app_jobs, key, replacing=record)
     wait = current_app.config["REPORT_WAIT"] if wait is None else wait
     deadline = time.monotonic() + wait

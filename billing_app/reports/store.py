@@ -8,9 +8,16 @@ The month's revision (`figures.revisions`) grows with every import that changes 
 figures, and only then, so a kept file is never stale for its name and a sync that did not
 touch a month keeps its report; a file of an older revision, or of an earlier day of the
 current month, is never asked for again and is removed. A file is written under a temporary
-name in the same folder and renamed into place once complete, so a reader never sees half a
-workbook.
-Nothing else is kept in `REPORT_DIR`: `sweep` removes whatever does not belong there.
+name and renamed into place once complete, so a reader never sees half a workbook.
+
+    REPORT_DIR/.tmp/<build id>/    a build's temporary files (`scratch`)
+
+Each build writes its temporary files (XlsxWriter's, which hold tenant and user names, and
+the workbook until it is complete) into a folder of its own under `REPORT_DIR`, never the
+system's temporary folder, and removes it when it ends; the build keeps the folder's
+modification time fresh while it runs (its heartbeat), so a folder untouched for longer than
+the lease is one a killed worker left, and `sweep_scratch` removes it. Nothing else is kept
+in `REPORT_DIR`: `sweep` removes whatever does not belong there.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import datetime as dt
 import os
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -29,6 +37,8 @@ from billing_app.figures.months import Month
 
 _KEPT = re.compile(r"(\d{4}-\d{2})\.r(\d+)(?:\.(\d{4}-\d{2}-\d{2}))?\.xlsx")
 _PARTIAL_PREFIX = ".partial-"
+SCRATCH = ".tmp"
+"""The folder of `REPORT_DIR` that holds the builds' temporary folders."""
 PARTIAL_MAX_AGE = 6 * 60 * 60
 """Seconds after which a file still being written is taken for one a stopped worker left."""
 
@@ -95,12 +105,40 @@ class ReportStore:
     def has(self, key: ReportKey) -> bool:
         return self.path(key).is_file()
 
-    def write(self, key: ReportKey, writer: Callable[[Path], None]) -> Path:
-        """Keep the report `writer(path)` writes, then remove the organisation's reports that
-        can no longer be asked for (`remove_stale`)."""
+    def scratch(self, build: str) -> Path:
+        """The folder of the temporary files of the build `build` (its claim's token)."""
+        if not build.isalnum():
+            raise ValueError(f"not a build id: {build!r}")
+        return self.root / SCRATCH / build
+
+    def sweep_scratch(self, max_age: float) -> list[Path]:
+        """Remove the temporary folders of builds not touched for more than `max_age`
+        seconds (their worker died), and anything else that is not a build's folder."""
+        folder = self.root / SCRATCH
+        if not folder.is_dir():
+            return []
+        removed = []
+        now = time.time()
+        for path in folder.iterdir():
+            try:
+                alive = path.is_dir() and now - path.stat().st_mtime <= max_age
+            except FileNotFoundError:  # its build has just ended
+                continue
+            if not alive:
+                _remove(path)
+                removed.append(path)
+        return removed
+
+    def write(
+        self, key: ReportKey, writer: Callable[[Path], None], scratch: Path | None = None
+    ) -> Path:
+        """Keep the report `writer(path)` writes (into `scratch` while it is being written,
+        else beside the kept file), then remove the organisation's reports that can no
+        longer be asked for (`remove_stale`)."""
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        partial = final.with_name(f"{_PARTIAL_PREFIX}{secrets.token_hex(6)}-{key.filename}")
+        partial_name = f"{_PARTIAL_PREFIX}{secrets.token_hex(6)}-{key.filename}"
+        partial = scratch / partial_name if scratch is not None else final.with_name(partial_name)
         try:
             writer(partial)
             os.replace(partial, final)
@@ -145,12 +183,15 @@ class ReportStore:
         organisations not among `organisations` (their ids) or of another revision than
         the month's (`revision_of(organisation id, "YYYY-MM")`), month-to-date reports of
         another day than `today`, files being written for longer than `PARTIAL_MAX_AGE`, and
-        anything else in the folder."""
+        anything else in the folder (but the builds' temporary folders, which `sweep_scratch`
+        looks after)."""
         removed: list[Path] = []
         if not self.root.is_dir():
             return removed
         now = time.time()
         for folder in self.root.iterdir():
+            if folder.name == SCRATCH:
+                continue  # the builds' temporary files: `sweep_scratch`
             organisation_id = int(folder.name) if folder.name.isdigit() else None
             if not folder.is_dir() or organisation_id not in organisations:
                 removed.extend(_remove_tree(folder))
@@ -175,6 +216,13 @@ class ReportStore:
         if key is None or key.revision != revision_of(organisation_id, key.month):
             return False
         return key.day is None or key.day == today.isoformat()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _remove_tree(path: Path) -> list[Path]:

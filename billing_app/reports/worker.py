@@ -3,13 +3,17 @@ the queue's store) and, on schedule, the reports of the month that closed last."
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
+import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from flask import current_app
 from huey.api import Huey
 from sqlalchemy import select
 
@@ -25,9 +29,11 @@ from billing_app.reports.queue import (
     CHUNK_USERS,
     FAILED,
     HEARTBEAT,
+    Jobs,
     abandoned,
     claim,
     jobs,
+    lease,
     record_of,
     state_key,
 )
@@ -48,19 +54,50 @@ def has_price(organisation: Organisation, month: Month) -> bool:
 
 
 class Progress:
-    """Records a build's progress in its claim, at most every `HEARTBEAT` seconds, as long as
-    the claim is still this build's."""
+    """A build's progress, recorded in its claim as long as the claim is still this build's:
+    every `HEARTBEAT` seconds by a thread of its own while the build runs (`beating`), so
+    that the record is the build's heartbeat whatever the build is doing, and at once when
+    called with `force`. Each beat also keeps the build's temporary folder fresh."""
 
-    def __init__(self, queue: Huey, key: ReportKey, token: str) -> None:
-        self.queue, self.key, self.token = queue, key, token
-        self.last = 0.0
+    def __init__(
+        self, queue: Huey, key: ReportKey, token: str, scratch: Path | None = None
+    ) -> None:
+        self.queue, self.key, self.token, self.scratch = queue, key, token, scratch
+        self.written = self.total = 0
+        self._lock = threading.Lock()
 
     def __call__(self, written: int, total: int, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < HEARTBEAT and written < total:
-            return
-        self.last = now
-        self.put(state=BUILDING, written=written, total=total)
+        self.written, self.total = written, total
+        if force:
+            self.beat()
+
+    def beat(self) -> None:
+        with self._lock:
+            self.put(state=BUILDING, written=self.written, total=self.total)
+            if self.scratch is not None:
+                with contextlib.suppress(OSError):  # not made yet, or cannot be
+                    os.utime(self.scratch)
+
+    @contextlib.contextmanager
+    def beating(self) -> Iterator[None]:
+        """Beat every `HEARTBEAT` seconds until the block ends."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(HEARTBEAT):
+                try:
+                    self.beat()
+                except Exception:  # the queue's store is down: the next beat tries again
+                    log.warning("usage report heartbeat failed: %s", self.key.token)
+
+        self.beat()
+        thread = threading.Thread(target=run, name=f"heartbeat-{self.token}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def mine(self) -> bool:
         record = record_of(self.queue, self.key)
@@ -79,12 +116,17 @@ class Progress:
 def build_report(key: ReportKey, token: str) -> None:
     """Build and keep the report of `key`, recording progress in its claim `token`; a build
     whose claim was taken over, whose file exists or whose data changed since it was asked
-    for stops."""
+    for stops. Its temporary files live in a folder of their own under `REPORT_DIR`, removed
+    when it ends; a build that takes over another removes what that one left."""
     app_jobs = jobs()
-    progress = Progress(app_jobs.queue, key, token)
-    if not progress.mine():
+    record = record_of(app_jobs.queue, key)
+    if record is None or record.get("token") != token:
         log.info("usage report build superseded: %s", key.token)
         return
+    if replaced := record.get("replaces"):
+        shutil.rmtree(app_jobs.store.scratch(replaced), ignore_errors=True)
+    scratch = app_jobs.store.scratch(token)
+    progress = Progress(app_jobs.queue, key, token, scratch)
     organisation = db.session.get(Organisation, key.organisation_id)
     if (
         app_jobs.store.has(key)
@@ -93,11 +135,26 @@ def build_report(key: ReportKey, token: str) -> None:
     ):
         progress.clear()
         return
+    try:
+        with progress.beating():
+            failure = _build(app_jobs, key, organisation, progress, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if failure is None:
+        progress.clear()
+    else:
+        progress.put(state=FAILED, message=failure)
+
+
+def _build(
+    app_jobs: Jobs, key: ReportKey, organisation: Organisation, progress: Progress, scratch: Path
+) -> str | None:
+    """Write the report; None once kept, else why it failed."""
     started = time.monotonic()
-    progress(0, 0, force=True)
     month = Month.parse(key.month)
     today = key.today
     try:
+        scratch.mkdir(parents=True)
         totals = month_summary(organisation, month, today)
         app_jobs.store.write(
             key,
@@ -106,24 +163,22 @@ def build_report(key: ReportKey, token: str) -> None:
                 organisation,
                 dt.datetime.now(dt.UTC),
                 path,
-                tmpdir=current_app.config.get("REPORT_TMPDIR"),
+                tmpdir=str(scratch),
                 tenants=tenant_usages(organisation, month, today, totals),
                 progress=progress,
             ),
+            scratch,
         )
     except NoPriceError:
-        progress.put(state=FAILED, message=f"There is no unit price for {month.label}.")
         log.warning("usage report failed: %s has no price", key.token)
-        return
+        return f"There is no unit price for {month.label}."
     except Exception:
         log.exception("usage report failed: %s", key.token)
-        progress.put(state=FAILED, message="Something went wrong while writing it.")
-        return
+        return "Something went wrong while writing it."
     db.session.rollback()
     if month_revision(key.organisation_id, month) != key.revision:
         # The data changed while the report was written: no one will ask for this one.
         app_jobs.store.discard(key)
-    progress.clear()
     log.info(
         "usage report built: organisation_id=%s month=%s sheets=%s seconds=%.1f",
         key.organisation_id,
@@ -132,6 +187,15 @@ def build_report(key: ReportKey, token: str) -> None:
         time.monotonic() - started,
         extra={"organisation_id": key.organisation_id, "month": key.month},
     )
+    return None
+
+
+def sweep_scratch() -> list[Path]:
+    """Remove the temporary files of builds whose worker died (untouched for a lease)."""
+    removed = jobs().store.sweep_scratch(lease())
+    if removed:
+        log.info("temporary files of %d dead builds removed", len(removed))
+    return removed
 
 
 def tenant_usages(
@@ -193,7 +257,8 @@ def rebuild_stale(organisation_id: int, changed_from: dt.date, today: dt.date) -
 
 def schedule_closed_months(today: dt.date) -> list[ReportKey]:
     """Queue the report of the month that closed last for every organisation that has none
-    kept yet, and remove the kept reports no request can be answered with any more."""
+    kept yet, and remove the kept reports no request can be answered with any more and the
+    temporary files of builds whose worker died."""
     app_jobs = jobs()
     month = Month.of(today).previous()
     organisations = db.session.scalars(select(Organisation)).all()
@@ -213,6 +278,7 @@ def schedule_closed_months(today: dt.date) -> list[ReportKey]:
         lambda organisation_id, kept: month_revision(organisation_id, Month.parse(kept)),
         today,
     )
+    removed += sweep_scratch()
     if queued or removed:
         log.info(
             "closed months: %d reports queued, %d old files removed", len(queued), len(removed)

@@ -101,6 +101,22 @@ class TenantMonth:
         return (self.page - 1) * PAGE_SIZE + 1
 
     @property
+    def paused_throughout(self) -> Pause | None:
+        """The pause covering every counted day of the month, if any: then the users of the
+        month before are not billed because the tenant is paused, not because they left."""
+        counted_end = (
+            self.last_counted_day + dt.timedelta(days=1)
+            if self.last_counted_day is not None
+            else self.month.end
+        )
+        for pause in self.pauses:
+            if pause.start <= self.month.first_day and (
+                pause.until is None or pause.until >= counted_end
+            ):
+                return pause
+        return None
+
+    @property
     def onboarded_in_month(self) -> bool:
         return self.tenant.onboarded_on in self.month
 

@@ -27,7 +27,9 @@ def show(tenant_id: str):
     organisation = current_user.organisation
     tenant = service.find(organisation.id, tenant_id)
     if tenant is None:
-        abort(404)
+        if is_htmx():
+            abort(404)
+        return render_template("tenant_not_found.html", tenant_id=tenant_id), 404
     shown, html = month_of(organisation, tenant, today_utc())
     if is_htmx():
         return html, shown.status

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from billing_app.figures.cache import microsoft_tenant_ids, previous_totals
+from billing_app.figures.cache import microsoft_tenant_ids, month_summary, previous_totals
 from billing_app.figures.calculator import MonthTotals, TenantTotals
 from billing_app.figures.comparison import MonthBefore
 from billing_app.formats import shortened
@@ -139,18 +139,29 @@ class TenantRow:
     microsoft_tenant_id: str
     previous_users: int | None
     previous_cost: Decimal | None
+    projected: tuple[int, Decimal] | None = None
+    """For the current month, the tenant's billable users and cost projected to the month's
+    end (what the changes compare, as the headline does); None for a past month."""
+
+    @property
+    def compared_users(self) -> int:
+        return self.tenant.billable_users if self.projected is None else self.projected[0]
+
+    @property
+    def compared_cost(self) -> Decimal:
+        return self.tenant.cost if self.projected is None else self.projected[1]
 
     @property
     def users_change(self) -> int | None:
         if self.previous_users is None:
             return None
-        return self.tenant.billable_users - self.previous_users
+        return self.compared_users - self.previous_users
 
     @property
     def cost_change(self) -> Decimal | None:
         if self.previous_cost is None:
             return None
-        return self.tenant.cost - self.previous_cost
+        return self.compared_cost - self.previous_cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,20 +182,28 @@ class TenantTable:
     problem: str | None = field(default=None)
     last_page: TableQuery | None = field(default=None)
     """For a page past the last, the query of the last page."""
+    projected: MonthTotals | None = field(default=None)
+    """For the current month, its totals counted to its last day (the headline's projection):
+    the changes compare these with the month before, like with like."""
+
+    @property
+    def compared(self) -> MonthTotals:
+        """The totals the changes are of: the projection for the current month."""
+        return self.totals if self.projected is None else self.projected
 
     @property
     def users_change(self) -> int | None:
         """The change in all tenants' billable users since the month before."""
         if self.previous is None:
             return None
-        return self.totals.billable_users - self.previous.billable_users
+        return self.compared.billable_users - self.previous.billable_users
 
     @property
     def cost_change(self) -> Decimal | None:
         """The change in all tenants' cost since the month before."""
         if self.previous is None:
             return None
-        return self.totals.cost - self.previous.cost
+        return self.compared.cost - self.previous.cost
 
     @property
     def first_shown(self) -> int:
@@ -222,9 +241,11 @@ def build_table(
     previous: MonthTotals | None,
     microsoft_tenant_ids: Mapping[int, str],
     query: TableQuery,
+    projected: MonthTotals | None = None,
 ) -> TenantTable:
     """The page of `query` over the month's tenants (`totals`), beside the month before's
-    (`previous`; None when there is none). A page past the last is `BadTableQuery`."""
+    (`previous`; None when there is none); for the current month the changes are of its
+    projection (`projected`). A page past the last is `BadTableQuery`."""
     ids = microsoft_tenant_ids
     found: Sequence[TenantTotals] = totals.tenants
     if query.search:
@@ -241,10 +262,14 @@ def build_table(
     start = (query.page - 1) * PAGE_SIZE
     shown = ordered(found, query.sort)[start : start + PAGE_SIZE]
     before = MonthBefore(previous)
+    month_end = (
+        {t.tenant_id: (t.billable_users, t.cost) for t in projected.tenants} if projected else {}
+    )
     rows = []
     for tenant in shown:
         users, cost = before.of(tenant.tenant_id) or (None, None)
-        rows.append(TenantRow(tenant, ids.get(tenant.tenant_id, ""), users, cost))
+        at_end = month_end.get(tenant.tenant_id, (0, Decimal(0))) if projected else None
+        rows.append(TenantRow(tenant, ids.get(tenant.tenant_id, ""), users, cost, at_end))
     return TenantTable(
         query=query,
         rows=tuple(rows),
@@ -253,6 +278,7 @@ def build_table(
         pages=pages,
         totals=totals,
         previous=previous,
+        projected=projected,
     )
 
 
@@ -282,9 +308,14 @@ def tenant_table(
     """The table the GET parameters `args` ask for over the month's cached totals, and the
     status to answer with (400 for a bad search, sort or page)."""
     previous = previous_totals(organisation, totals.month, today)
+    projected = None
+    if totals.month_to_date and previous is not None:
+        last_day = totals.month.end - dt.timedelta(days=1)
+        projected = month_summary(organisation, totals.month, last_day)
     try:
         query = read_query(args)
-        table = build_table(totals, previous, microsoft_tenant_ids(organisation), query)
+        ids = microsoft_tenant_ids(organisation)
+        table = build_table(totals, previous, ids, query, projected)
     except BadTableQuery as bad:
         return refused_table(totals, previous, bad), 400
     return table, 200

@@ -16,6 +16,7 @@ from billing_app.permissions import Action
 from billing_app.usage.service import MonthSummary, summary_of
 from billing_app.usage.tenant_table import TenantTable, tenant_table
 from billing_app.web.fragments import kept
+from billing_app.web.notifications import for_usage_page as notifications_section
 
 EMAIL_NOTICE = "billing-email"
 """The flash category of a billing-email save without JavaScript; the page shows it where
@@ -29,6 +30,7 @@ def render_page(status: int = 200, **context):
     context["flash_shown_in_place"] = EMAIL_NOTICE
     context.setdefault("organisation", current_user.organisation)
     context.setdefault("email_history", history(current_user.organisation_id))
+    context.setdefault("notifications", notifications_section())
     if "summary" not in context:
         context["summary"] = summary_of(current_user.organisation, None, today_utc())
     table = context.pop("table", None)

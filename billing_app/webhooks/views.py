@@ -1,6 +1,9 @@
-"""Stripe webhooks: signed events that keep the billing email in step with Stripe."""
+"""Stripe webhooks: signed events that keep the billing email in step with Stripe, and the
+finalized invoices whose statement is mailed to the billing contacts."""
 
 from __future__ import annotations
+
+import json
 
 import stripe
 from flask import Blueprint, current_app, jsonify, request
@@ -12,6 +15,18 @@ from billing_app.logs import billing_log as log
 from billing_app.stripe_gateway import StripeUnavailable, gateway
 
 bp = Blueprint("webhooks", __name__)
+
+INVOICE_FINALIZED = "invoice.finalized"
+
+
+def statement_on_finalized(payload: bytes) -> str:
+    """Record a finalized invoice's statement once and have the worker build and send it."""
+    from billing_app.notifications import statements, tasks
+
+    recorded = statements.record(json.loads(payload))
+    if recorded.outcome == "queued":
+        tasks.after_invoice_finalized(recorded.invoice_id)
+    return recorded.outcome
 
 
 @bp.post("/webhooks/stripe")
@@ -37,6 +52,8 @@ def stripe_event():
     except events.MalformedEvent as problem:
         log.warning("Stripe webhook refused: not an event as Stripe sends it (%s)", problem)
         return jsonify(error="The body is not a Stripe event."), 400
+    if event.type == INVOICE_FINALIZED:
+        return jsonify(received=True, outcome=statement_on_finalized(payload))
     try:
         outcome = events.apply_stripe_event(event, gateway())
     except StripeUnavailable:

@@ -1,5 +1,6 @@
-"""The demo's commands, `flask --app dev.demo.app demo ...`: the demo sign-ins, and a year of
-invoices on the local Stripe server. Development tools: the installed app never imports them.
+"""The demo's commands, `flask --app dev.demo.app demo ...`: the demo sign-ins, a year of
+invoices on the local Stripe server, and one invoice finalized there (the statement's path).
+Development tools: the installed app never imports them.
 """
 
 from __future__ import annotations
@@ -7,14 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import stripe
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from billing_app.cli import organisation_by_slug, read_json
 from billing_app.figures.cache import month_summary
-from billing_app.figures.months import FIRST_MONTH, available_months, today_utc
+from billing_app.figures.months import FIRST_MONTH, Month, available_months, today_utc
 from billing_app.figures.proration import NoPriceError
-from billing_app.stripe_gateway import StripeUnavailable, gateway
+from billing_app.stripe_gateway import StripeUnavailable, build_client, gateway
 from dev.stripe_local.invoices import create_invoices, demo_year
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -59,6 +61,38 @@ def demo_invoices(slug: str) -> None:
     except (OSError, RuntimeError) as error:
         raise click.ClickException(f"{slug} got no invoices: {error}") from error
     click.echo(f"{slug} now has {len(created)} invoices at Stripe customer {customer}.")
+
+
+@demo_cli.command("finalize-invoice")
+@click.argument("slug", metavar="ORG")
+@click.option("--month", help="YYYY-MM (default: last month)")
+def demo_finalize_invoice(slug: str, month: str | None) -> None:
+    """Local Stripe server only: issue a draft invoice of a month for the organisation and
+    finalize it, so that Stripe sends the signed invoice.finalized webhook (the statement)."""
+    organisation = organisation_by_slug(slug)
+    if not organisation.stripe_customer_id:
+        raise click.ClickException(f"{slug} has no Stripe customer: run billing link-stripe first.")
+    today = today_utc()
+    chosen = Month.parse(month) if month else Month.of(today).previous()
+    try:
+        totals = month_summary(organisation, chosen, today)
+    except NoPriceError as error:
+        raise click.ClickException(f"{chosen.label} has no price.") from error
+    amount = int(totals.cost.scaleb(2).to_integral_value())
+    spec = {"period": str(chosen), "amount": amount, "currency": totals.currency}
+    try:
+        [draft] = create_invoices(
+            current_app.config["STRIPE_API_BASE"],
+            organisation.stripe_customer_id,
+            [spec | {"status": "draft"}],
+        )
+        invoice = build_client(current_app).v1.invoices.finalize_invoice(draft["id"])
+    except (OSError, RuntimeError, stripe.StripeError) as error:
+        raise click.ClickException(f"No invoice finalized: {error}") from error
+    click.echo(
+        f"Invoice {invoice.number} ({chosen.label}) finalized; Stripe sends invoice.finalized "
+        "to the webhook, and the worker mails the statement to the confirmed contacts."
+    )
 
 
 def init_app(app: Flask) -> None:

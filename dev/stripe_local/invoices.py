@@ -16,6 +16,9 @@ and optional ``created`` (``YYYY-MM-DD``, default the period's end: issued at mo
 
 ``python -m dev.stripe_local.invoices --api-base URL CUSTOMER`` gives a customer a year of
 invoices (see :func:`demo_year`); tests call :func:`create_invoices`.
+
+``POST /v1/invoices/{id}/finalize`` (the SDK's ``invoices.finalize_invoice``) finalizes a draft
+made here and sends the signed ``invoice.finalized`` event to the registered webhooks.
 """
 
 from __future__ import annotations
@@ -379,7 +382,34 @@ def install(app: Any, ls_resources: Any, web: Any) -> None:
         created = [invoice_cls(customer, spec, links)._export() for spec in specs]
         return web.json_response({"customer": customer, "invoices": created}, status=201)
 
+    async def finalize(request):
+        """``POST /v1/invoices/{id}/finalize``: a draft gets its number and due date, and the
+        ``invoice.finalized`` event goes to the registered webhooks, signed, as at Stripe."""
+        invoice = ls_resources.store.get(f"invoice:{request.match_info['id']}")
+        if not isinstance(invoice, invoice_cls):
+            error = {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "message": f"No such invoice: '{request.match_info['id']}'",
+            }
+            return web.json_response({"error": error}, status=404)
+        if not invoice._draft:
+            error = {
+                "type": "invalid_request_error",
+                "code": "invoice_unexpected_status",
+                "message": "This invoice is already finalized.",
+            }
+            return web.json_response({"error": error}, status=400)
+        now = int(time.time())
+        invoice._number = _invoice_number(invoice.customer, ls_resources.store)
+        invoice._due_date = now + DAYS_UNTIL_DUE * 86400
+        invoice._draft = False
+        invoice.status_transitions["finalized_at"] = now
+        ls_resources.schedule_webhook(ls_resources.Event("invoice.finalized", invoice))
+        return web.json_response(invoice._export())
+
     app.middlewares.append(remember_base_url)
+    app.router.add_post("/v1/invoices/{id}/finalize", finalize)
     app.router.add_get(PAGE_PATH.replace("{token}", "{token:inv_[A-Za-z0-9_-]+}"), page)
     app.router.add_get(PDF_PATH.replace("{token}", "{token:inv_[A-Za-z0-9_-]+}"), pdf)
     app.router.add_post("/_invoices", create)

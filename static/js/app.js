@@ -219,3 +219,44 @@ document.addEventListener("htmx:beforeRequest", (event) => {
   });
   form.querySelectorAll('[aria-invalid="true"]').forEach((field) => field.removeAttribute("aria-invalid"));
 });
+
+/* Copy buttons. A button marked data-copy-from="ID" copies the text of that element; it is
+   hidden until this script shows it, so that without JavaScript (or without a clipboard) the
+   text is simply there to select. Its status element says whether the copy worked. */
+function showCopyButtons() {
+  if (!navigator.clipboard) return;
+  document.querySelectorAll("button[data-copy-from][hidden]").forEach((button) => {
+    button.hidden = false;
+  });
+}
+document.addEventListener("DOMContentLoaded", showCopyButtons);
+document.addEventListener("htmx:afterSettle", showCopyButtons);
+document.addEventListener("click", (event) => {
+  const button = event.target instanceof Element && event.target.closest("button[data-copy-from]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copyFrom);
+  const status = button.parentElement.querySelector("[data-copy-status]");
+  if (!source) return;
+  navigator.clipboard.writeText(source.textContent.trim()).then(
+    () => {
+      if (status) status.textContent = "Copied.";
+    },
+    () => {
+      if (status) status.textContent = "Could not copy: select the token and copy it yourself.";
+    },
+  );
+});
+/* A page opened at a heading marked data-focus-on-arrival (a chart bar links to its month's
+   heading) puts keyboard focus there too, not on the page's body. */
+function focusArrival() {
+  const id = decodeURIComponent(window.location.hash.slice(1));
+  const target = id && document.getElementById(id);
+  if (target && target.hasAttribute("data-focus-on-arrival")) {
+    target.focus();
+  }
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", focusArrival);
+} else {
+  focusArrival();
+}

@@ -73,7 +73,10 @@ def _tab_through(page: Page, presses: int = 40) -> list[dict]:
 @pytest.mark.parametrize(
     ("role", "controls"),
     [
-        ("admin", ["Skip to content", "Sign out", "Edit billing email", "Open Billing Portal"]),
+        (
+            "admin",
+            ["Skip to content", "Sign out", "Edit billing email", "Email a portal login link"],
+        ),
         ("billing", ["Skip to content", "Sign out", "Open Billing Portal"]),
         ("full_member", ["Skip to content", "Sign out"]),
     ],

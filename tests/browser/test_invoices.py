@@ -31,7 +31,7 @@ def invoices(organisation, stripe_server) -> list[dict]:
 def expect_rest_of_page_whole(page) -> None:
     expect(page.get_by_role("heading", name="Settings · Usage")).to_be_visible()
     expect(page.get_by_text("billing@northwind.example").first).to_be_visible()
-    expect(page.get_by_role("button", name="Open Billing Portal")).to_be_visible()
+    expect(page.locator("#portal-button")).to_be_visible()
     expect(page.locator("#month-picker")).to_be_visible()
     expect(page.locator("#usage-month")).to_be_visible()
 
@@ -141,3 +141,37 @@ def test_the_section_passes_axe_loaded_and_failing(page, invoices, stripe_server
     page.reload()
     expect(page.locator("#invoices-problem")).to_be_visible()
     assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("width", [360, 390, 1280])
+def test_what_is_owed_comes_first_with_a_way_to_pay(page, invoices, width):
+    page.set_viewport_size({"width": width, "height": 800})
+    page.add_init_script(AXE_FILE.read_text(encoding="utf-8"))
+    sign_in(page, "billing@northwind-msp.example", PASSWORD)
+    banner = page.locator("#amount-due-banner")
+    overdue = invoices[1]
+    expect(banner).to_contain_text("Past due: $1,900.00")
+    if width > 600:
+        expect(banner).to_contain_text(
+            f", since 31 Oct 2026. Invoice {overdue['number']}. $4,001.25 is unpaid in all."
+        )
+    else:  # one line on a phone: the amount and the way to pay
+        assert banner.bounding_box()["height"] < 60
+    pay = page.locator("#amount-due-pay")
+    expect(pay).to_contain_text("Pay now")
+    expect(pay).to_have_attribute("href", f"/settings/usage/invoices/{overdue['id']}")
+    # Above the billing card, in the first screenful.
+    top = banner.bounding_box()
+    billing = page.locator("section.billing").bounding_box()
+    assert top is not None and billing is not None
+    assert top["y"] + top["height"] <= billing["y"] and top["y"] < 800
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert axe_violations(page) == []
+
+
+def test_no_banner_when_stripe_is_down_and_the_page_stays_whole(page, invoices, stripe_server):
+    stripe_server.fault(method="GET", path="^/v1/invoices$", status=500)
+    sign_in(page, "admin@northwind-msp.example", PASSWORD)
+    expect(page.locator("#invoices-problem")).to_be_visible()
+    expect(page.locator("#amount-due-banner")).to_have_count(0)
+    expect_rest_of_page_whole(page)

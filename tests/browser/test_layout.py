@@ -111,7 +111,7 @@ def test_billing_email_form_open_then_with_an_error(checked_page, usage, width):
     expect(field).to_be_focused()
     assert_fits(page, width)
     field.fill("someone.with.a.very.long.address@a-rather-long-subdomain.northwind.example>")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#billing-email").get_by_role("alert")).to_be_visible()
     assert_fits(page, width)
 
@@ -145,13 +145,13 @@ def test_busy_and_failed_states(app, checked_page, usage, stripe_server, width):
     path = f"^/v1/customers/{usage_customer(app)}$"
     stripe_server.fault(method="POST", path=path, times=1, status=500)
     page.get_by_role("textbox", name="Billing email").fill(unique_email())
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#billing-email-problem")).to_be_visible()
     assert_fits(page, width)
     # The save once Stripe answers: its confirmation quotes the address, wrapped to fit.
     long_address = unique_email().replace("@", "billingmailbox@")
     page.get_by_role("textbox", name="Billing email").fill(long_address)
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     notice = page.locator("#billing-email-notice")
     expect(notice).to_contain_text(long_address)
     assert notice.evaluate("e => e.scrollWidth <= e.clientWidth"), "the confirmation is cut off"
@@ -237,6 +237,10 @@ def test_the_first_screen_shows_the_headline(page, usage, width):
     height = page.viewport_size["height"]
     sign_in(page, "admin@northwind-msp.example", PASSWORD)
     expect(page.locator("#usage-month-heading")).to_have_text(Month.of(today_utc()).label)
+    # What is owed comes first (the past-due banner); the headline follows it at once.
+    banner = page.locator("#amount-due-banner")
+    expect(banner).to_be_visible()
+    height += banner.bounding_box()["height"]
     for figure in ("headline-cost", "headline-projection", "headline-change", "headline-users"):
         box = page.locator(f"#{figure}").bounding_box()
         assert box is not None and box["y"] + box["height"] <= height, figure

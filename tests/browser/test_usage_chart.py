@@ -81,12 +81,12 @@ def test_chart_fills_its_card(page, usage):
     assert chart["width"] >= 0.9 * frame["width"]
 
 
-def test_a_bar_is_a_link_reached_by_keyboard(page, usage):
+def test_a_bar_is_a_link_reached_by_keyboard_and_enter_focuses_its_month(page, usage):
     page = signed_in(page, 1280)
     month, total = usage[0]
     name = f"{month.label}: {format_money(total, 'usd')}"
     bar = page.get_by_role("link", name=name, exact=True)
-    expect(bar).to_have_attribute("href", f"/settings/usage?month={month}")
+    expect(bar).to_have_attribute("href", f"/settings/usage?month={month}#usage-month-heading")
     for _ in range(80):
         page.keyboard.press("Tab")
         focused = page.evaluate(FOCUSED)
@@ -96,8 +96,11 @@ def test_a_bar_is_a_link_reached_by_keyboard(page, usage):
         raise AssertionError(f"Tab never reached {name!r}")
     assert focused["outline"], focused
     page.keyboard.press("Enter")
-    expect(page).to_have_url(f"/settings/usage?month={month}")
-    expect(page.locator("#usage-month-heading")).to_have_text(month.label)
+    expect(page).to_have_url(f"/settings/usage?month={month}#usage-month-heading")
+    heading = page.locator("#usage-month-heading")
+    expect(heading).to_have_text(month.label)
+    # Focus lands on the chosen month's heading, not on the page's body: Tab goes on from there.
+    expect(heading).to_be_focused()
     expect(page.get_by_role("link", name=name, exact=True)).to_have_attribute(
         "aria-current", "true"
     )

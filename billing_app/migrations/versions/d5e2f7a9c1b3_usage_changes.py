@@ -4,7 +4,7 @@ Existing tenants get one change each, from their onboarding day, so that every t
 revision from the start.
 
 Revision ID: d5e2f7a9c1b3
-Revises: c3d9e1f5a7b2
+Revises: e5b8c2d4f6a1
 Create Date: 2026-12-06 11:50:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd5e2f7a9c1b3'
-down_revision = 'c3d9e1f5a7b2'
+down_revision = 'e5b8c2d4f6a1'
 branch_labels = None
 depends_on = None
 
