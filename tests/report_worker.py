@@ -160,3 +160,9 @@ def download(client, url: str, timeout: float = 60.0, **kwargs):
             return response
         response.close()
         time.sleep(0.1)
+
+
+def builds_pending(queue) -> int:
+    """Report builds waiting in the queue (the worker's schedule may add other tasks, such as
+    the mail sweep each minute, which the report tests do not count)."""
+    return sum(1 for task in queue.pending() if task.name == "build_report")

@@ -171,8 +171,10 @@ def test_a_form_saves_once_even_where_stripe_remembers_no_key(
     assert first_form["nonce"] in [detail.get("form") for detail in forms]
 
 
-def test_a_key_still_being_answered_is_busy_not_refused(app, auth, organisation, stripe_server):
-    """Stripe answers 409 while the first request with a key is in progress: wait and retry."""
+def test_a_key_still_being_answered_may_still_land(app, auth, organisation, stripe_server):
+    """Stripe answers 409 while the first request with a key is in progress: the admin is told
+    the change may still land and that saving again will not make it twice; nothing is stored
+    until Stripe has made it."""
     auth.as_role("admin")
     form = open_form(auth)
     new = unique_email()
@@ -181,8 +183,9 @@ def test_a_key_still_being_answered_is_busy_not_refused(app, auth, organisation,
     assert save(auth, new, form).status_code == 504
     response = save(auth, new, form)  # the first is still held at Stripe
     text = response.get_data(as_text=True)
-    assert response.status_code == 503
-    assert "Stripe is busy" in text
+    assert response.status_code == 409
+    assert "It may still go through" in text and "will not be made twice" in text
+    assert "Stripe is busy" not in text
     assert stored_email(app) == OLD
 
 

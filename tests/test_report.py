@@ -431,6 +431,7 @@ def _synthetic_usage(tenants: int) -> MonthUsage:
             onboarded_in_month=False,
             offboarded_in_month=False,
             paused_in_month=False,
+            pauses_in_month=(),
             lines=(line,),
             billable_users=1,
             billable_days=30,

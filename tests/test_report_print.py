@@ -72,6 +72,7 @@ def _tenant(number: int, name: str, users: int, price: Decimal) -> TenantUsage:
         onboarded_in_month=eventful,
         offboarded_in_month=eventful,
         paused_in_month=eventful,
+        pauses_in_month=((d("2026-09-10"), d("2026-09-12")),) if eventful else (),
         lines=lines,
         billable_users=users,
         billable_days=sum(line.billable_days for line in lines),

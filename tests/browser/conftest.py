@@ -166,8 +166,9 @@ class Held:
 
 @contextlib.contextmanager
 def reads_held(app) -> Iterator[None]:
-    """While open, the server's reads of tenants and users wait: the database itself holds the
-    answer back (an exclusive lock on SQLite, table locks on PostgreSQL)."""
+    """While open, the server's reads of usage wait: the database itself holds the answer back
+    (an exclusive lock on SQLite, table locks on PostgreSQL: of the prices and usage changes
+    every month's answer starts from, and of the tenants and users)."""
     with app.app_context():
         connection = db.engine.raw_connection()
     try:
@@ -175,7 +176,9 @@ def reads_held(app) -> Iterator[None]:
         if connection.dbapi_connection.__class__.__module__.startswith("sqlite3"):
             cursor.execute("BEGIN EXCLUSIVE")
         else:
-            cursor.execute("LOCK TABLE tenants, identities IN ACCESS EXCLUSIVE MODE")
+            cursor.execute(
+                "LOCK TABLE prices, usage_changes, tenants, identities IN ACCESS EXCLUSIVE MODE"
+            )
         yield
     finally:
         connection.rollback()
