@@ -29,6 +29,8 @@ class MailKeeper:
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []
+        """Each kept message as it came over the wire."""
         self.refused: dict[str, str] = {}
         self.temporary: str | None = None
         self.released = threading.Event()
@@ -57,6 +59,7 @@ class MailKeeper:
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self._lock:
             self.messages.append(message)
+            self.raw.append(envelope.content)
             number = len(self.messages)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -86,6 +89,10 @@ class LocalMail:
     @property
     def messages(self) -> list[EmailMessage]:
         return self.keeper.messages
+
+    @property
+    def raw(self) -> list[bytes]:
+        return self.keeper.raw
 
     def start(self) -> LocalMail:
         self.controller = Controller(self.keeper, hostname=self.host, port=self.port)

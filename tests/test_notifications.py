@@ -66,6 +66,11 @@ def test_adding_a_contact_mails_a_confirmation_link_and_shows_it_waiting(admin, 
         f"<{PUBLIC_URL}/settings/usage/notifications/unsubscribe/"
     )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # On the wire the header is the link itself, on one line, not an encoded word.
+    [raw] = mail_server.raw
+    header = f"\r\nList-Unsubscribe: <{PUBLIC_URL}/settings/usage/notifications/unsubscribe/"
+    assert header.encode() in raw
+    assert b"=?utf-8?" not in raw.split(b"\r\nList-Unsubscribe:", 1)[1].split(b"\r\n", 1)[0]
     assert "/unsubscribe/" in text_of(message) and "Unsubscribe" in html_of(message)
     assert outbox(app)[0].state == "sent"
 

@@ -58,11 +58,17 @@ def subject_for(organisation_name: str, topic: str) -> str:
     return f"{topic} — {name}"
 
 
+POLICY = SMTP.clone(max_line_length=998)
+"""SMTP's line endings, with lines up to RFC 5322's limit: a long header made of one word (the
+List-Unsubscribe link) stays as it is, where the default 78 would rewrite it as an encoded word
+that mail clients do not read as a link."""
+
+
 def build(draft: Draft, mail_from: str, domain: str | None = None) -> EmailMessage:
     """The message of `draft`, from `mail_from`, ready for SMTP."""
     recipient = one_line(draft.recipient, "recipient")
     sender = one_line(mail_from, "sender")
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=POLICY)
     message["From"] = sender
     message["To"] = str(Address(addr_spec=recipient))
     message["Subject"] = one_line(draft.subject, "subject")

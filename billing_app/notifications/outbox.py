@@ -22,13 +22,13 @@ import datetime as dt
 import logging
 import secrets
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email import message_from_bytes
 
 from sqlalchemy import and_, func, or_, select, update
 
 from billing_app.extensions import db
 from billing_app.models import utcnow
-from billing_app.notifications.mail import MailNotConfigured
+from billing_app.notifications.mail import POLICY, MailNotConfigured
 from billing_app.notifications.models import FAILED, QUEUED, SENT, OutboxMessage
 from billing_app.notifications.smtp import Relay, SendFailed, send
 
@@ -81,7 +81,7 @@ def drain(smtp_url: str | None, *, lease: float, timeout: float, limit: int = 50
         row_id, token, attempts, raw = claimed
         try:
             relay = relay or Relay.parse(smtp_url)
-            send(relay, message_from_bytes(raw, policy=policy.SMTP), timeout)
+            send(relay, message_from_bytes(raw, policy=POLICY), timeout)
         except MailNotConfigured as problem:
             log.error("mail not sent: %s (outbox message %s stays queued)", problem, row_id)
             _retry(row_id, token, attempts, str(problem))
