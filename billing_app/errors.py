@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from collections.abc import Callable
+
+from flask import Flask, Response, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from billing_app.access import is_htmx
-from billing_app.api import errors as api_errors
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -26,11 +27,24 @@ def render_error(status: int, message: str | None = None, title: str | None = No
     return render_template(template, status=status, message=message, title=title), status
 
 
+def answer_under(app: Flask, prefix: str, answer: Callable[[HTTPException], Response]) -> None:
+    """Have HTTP errors of paths under `prefix` answered by `answer` (the API's JSON) instead
+    of an error page."""
+    app.extensions.setdefault("error_answers", {})[prefix] = answer
+
+
+def _answered_elsewhere(error: HTTPException) -> Response | None:
+    for prefix, answer in current_app.extensions.get("error_answers", {}).items():
+        if request.path.startswith(prefix):
+            return answer(error)
+    return None
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
-        if request.path.startswith("/api/"):
-            return api_errors.from_http(error)
+        if (answered := _answered_elsewhere(error)) is not None:
+            return answered
         return render_error(
             400, "Your session expired or the form was stale. Reload the page and try again."
         )
@@ -42,8 +56,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        if request.path.startswith("/api/"):
-            return api_errors.from_http(error)
+        if (answered := _answered_elsewhere(error)) is not None:
+            return answered
         if error.code == 429:
             return render_error(429)
         custom = error.description != type(error).description

@@ -33,6 +33,7 @@ from spectree.models import SecuritySchemeData
 from billing_app.api import errors, figures, schemas
 from billing_app.api.errors import ApiError
 from billing_app.api_tokens import service as tokens
+from billing_app.errors import answer_under
 from billing_app.extensions import limiter
 from billing_app.figures.months import Month, today_utc
 from billing_app.stripe_gateway import gateway
@@ -438,3 +439,4 @@ def openapi_document() -> dict:
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     errors.init_app(app)
+    answer_under(app, errors.PREFIX, errors.from_http)
