@@ -4,7 +4,6 @@ breaks the sign-in; and sign-in takes as long for an unknown email as for a memb
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import pytest
@@ -203,16 +202,19 @@ def test_an_anonymous_request_with_line_breaks_goes_to_the_login_page_keeping_th
 # Timing.
 
 
-def _median_sign_in(client, token: str, email: str, attempts: int = 5) -> float:
-    times = []
-    for _ in range(attempts):
-        started = time.perf_counter()
-        response = client.post(
-            "/login", data={"email": email, "password": "not the password", "csrf_token": token}
-        )
-        times.append(time.perf_counter() - started)
-        assert response.status_code == 401
-    return statistics.median(times)
+def _fastest_sign_ins(client, token: str, emails: list[str], rounds: int = 7) -> list[float]:
+    """The fastest refused sign-in of each email, taking turns so that load on the machine
+    falls on every email alike (the fastest of several is the one least slowed by it)."""
+    fastest = [float("inf")] * len(emails)
+    for _ in range(rounds):
+        for index, email in enumerate(emails):
+            started = time.perf_counter()
+            response = client.post(
+                "/login", data={"email": email, "password": "not the password", "csrf_token": token}
+            )
+            fastest[index] = min(fastest[index], time.perf_counter() - started)
+            assert response.status_code == 401
+    return fastest
 
 
 def test_sign_in_takes_as_long_for_an_unknown_email_as_for_a_member(app, client, organisation):
@@ -230,10 +232,10 @@ def test_sign_in_takes_as_long_for_an_unknown_email_as_for_a_member(app, client,
         )
         db.session.commit()
     token = CSRF_INPUT.search(client.get("/login").get_data(as_text=True)).group(1)
-    _median_sign_in(client, token, "warm-up@nowhere.example", attempts=1)
-    member = _median_sign_in(client, token, ADMIN)
-    unknown = _median_sign_in(client, token, "nobody@nowhere.example")
-    without_password = _median_sign_in(client, token, "nopassword@northwind-msp.example")
+    _fastest_sign_ins(client, token, ["warm-up@nowhere.example"], rounds=1)
+    member, unknown, without_password = _fastest_sign_ins(
+        client, token, [ADMIN, "nobody@nowhere.example", "nopassword@northwind-msp.example"]
+    )
     # Checking a password hash takes tens of milliseconds; not checking one, a few.
     assert unknown / member > 0.5, (unknown, member)
     assert without_password / member > 0.5, (without_password, member)
