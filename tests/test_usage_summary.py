@@ -23,7 +23,13 @@ from sqlalchemy import event, func, select, text
 from billing_app import config, create_app
 from billing_app.extensions import cache, db
 from billing_app.figures import cache as figures_cache
-from billing_app.figures.calculator import MonthTotals, MonthUsage, month_totals, month_usage
+from billing_app.figures.calculator import (
+    MonthTotals,
+    MonthUsage,
+    month_totals,
+    month_totals_on,
+    month_usage,
+)
 from billing_app.figures.calculator import monthly_totals as uncached_monthly_totals
 from billing_app.figures.months import Month, available_months
 from billing_app.figures.revisions import month_revision
@@ -129,6 +135,20 @@ def test_month_totals_are_month_usage_without_the_lines(sample):
             assert figures(month_totals(sample, month, today)) == figures(
                 month_usage(sample, month, today)
             ), (month, today)
+
+
+def test_month_totals_on_several_days_are_those_of_each_day(sample):
+    """The projection is counted from the same read as month to date: each day's figures are
+    those counted on that day alone, for the whole month and for a few tenants."""
+    months = available_months(TODAY)
+    some = sorted(t.tenant_id for t in month_totals(sample, months[0], TODAY).tenants)[:3]
+    for month in (months[0], months[4]):
+        days = days_to_count_on(month)
+        for tenants in (None, some):
+            together = month_totals_on(sample, month, days, tenants)
+            assert list(together) == days
+            for day in days:
+                assert figures(together[day]) == figures(month_totals(sample, month, day, tenants))
 
 
 def test_month_totals_of_tenants_without_users_or_days(ctx):
@@ -479,9 +499,66 @@ def test_workers_share_the_figures_through_redis(app, sample, redis_prefix):
     revision = month_revision(sample.id, month)
     prefix = f"{redis_prefix}usage{figures_cache.KEY_VERSION}"
     month_key = f"{prefix}:month:{sample.id}:{revision}:{month}:closed"
-    newest_key = f"{prefix}:month-newest:{sample.id}:0:{month}:closed"
-    # The month whole, the month's newest totals (which the next sync updates) and each of
-    # its tenants (from which a month is assembled when that is gone).
-    assert month_key in keys and newest_key in keys
+    # The month whole and each of its tenants (from which a month is assembled when that is
+    # gone); the newest totals each process brings up to date stay in that process.
+    assert month_key in keys
     tenant_keys = [key for key in keys if ":tenant:" in key]
-    assert len(tenant_keys) == len(keys) - 2 >= len(read.tenants)
+    assert len(tenant_keys) == len(keys) - 1 >= len(read.tenants)
+
+
+def test_after_a_sync_a_second_worker_reads_the_synced_tenant_from_redis(app, redis_prefix):
+    """Two apps that both hold a month: after a one-tenant sync, the first to view it computes
+    the tenant once; the other takes its figures from Redis and reads no billable period."""
+    month = Month.of(TODAY)
+    data = organisation_data(slug="sync-msp", tenants=6, identities_per_tenant=4, seed=5)
+    settings = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+        "CACHE_TYPE": "RedisCache",
+        "CACHE_REDIS_URL": REDIS_URL,
+        "CACHE_KEY_PREFIX": redis_prefix,
+    }
+    first, second = create_app(settings), create_app(settings)
+    with first.app_context():
+        import_file(data)
+        figures_cache.month_summary(organisation("sync-msp"), month, TODAY)
+    with second.app_context():
+        figures_cache.month_summary(organisation("sync-msp"), month, TODAY)
+    synced = copy.deepcopy(data)
+    synced["tenants"] = [synced["tenants"][1]]
+    synced["tenants"][0]["identities"].append(
+        {
+            "id": "u-synced",
+            "display_name": "Synced",
+            "user_principal_name": "synced@sync.example",
+            "billable_periods": [{"from": TODAY.isoformat(), "until": None}],
+        }
+    )
+    synced["members"] = []
+    with first.app_context():
+        import_file(synced)
+        with counted_queries() as statements:
+            computed = figures_cache.month_summary(organisation("sync-msp"), month, TODAY)
+        assert len([s for s in statements if "billable_periods" in s]) == 1
+        db.engine.dispose()
+    with second.app_context():
+        with counted_queries() as statements:
+            read = figures_cache.month_summary(organisation("sync-msp"), month, TODAY)
+        assert [s for s in statements if "billable_periods" in s] == []
+        assert read == computed == month_totals(organisation("sync-msp"), month, TODAY)
+        db.engine.dispose()
+
+
+def test_microsoft_tenant_ids_follow_a_sync_that_changes_one(ctx):
+    data = organisation_data(slug="ids-msp", tenants=4, identities_per_tenant=2, seed=2)
+    import_file(data)
+    before = dict(figures_cache.microsoft_tenant_ids(organisation("ids-msp")))
+    one = copy.deepcopy(data)
+    one["tenants"] = [one["tenants"][2]]
+    one["tenants"][0]["microsoft_tenant_id"] = "11111111-2222-3333-4444-555555555555"
+    one["members"] = []
+    import_file(one)
+    after = figures_cache.microsoft_tenant_ids(organisation("ids-msp"))
+    changed = {tenant_id for tenant_id in before if before[tenant_id] != after[tenant_id]}
+    assert len(changed) == 1 and after[changed.pop()] == "11111111-2222-3333-4444-555555555555"
+    assert after.keys() == before.keys()

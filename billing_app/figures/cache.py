@@ -15,8 +15,10 @@ report worker when `CACHE_URL` says so) per tenant and month, under keys made of
   day; past months do not depend on the day.
 
 A month's totals are assembled from its tenants' entries (one `get_many`), computing only
-the tenants missing (a one-tenant sync: one tenant's queries), and kept whole under the
-month's own revision, so a warm view is one lookup. The chart is kept under the current
+the tenants missing, and kept whole under the month's own revision, so a warm view is one
+lookup. After a sync, each process brings the month's newest totals it keeps up to date with
+the changed tenants' entries (a one-tenant sync: one tenant's queries, once for every
+process). The chart is kept under the current
 month's revision (which covers every month before it) and made of the months' totals.
 
 Only one request computes a missing month at a time (per key, across workers when the cache
@@ -52,7 +54,7 @@ from billing_app.figures.calculator import (
     MonthTotals,
     TenantTotals,
     assembled_totals,
-    month_totals,
+    month_totals_on,
 )
 from billing_app.figures.month_request import month_before
 from billing_app.figures.months import Month, available_months
@@ -97,11 +99,13 @@ def _summary(
 
 
 def _newest(organisation: Organisation, month: Month, today: dt.date, revision: int) -> MonthTotals:
-    """The month's totals at `revision`: the newest totals kept of the month (in this process
-    or the shared cache) with only the tenants changed since recomputed, or else assembled from
-    the tenants' kept totals (one request at a time)."""
+    """The month's totals at `revision`: the newest totals this process keeps of the month
+    with only the tenants changed since taken anew, or else assembled from the tenants' kept
+    totals (one request at a time). The newest totals stay in this process (a pickled month
+    of 1,000 tenants costs more to store than one tenant costs to compute); what other
+    processes share is each tenant's figures."""
     latest_key = _key("month-newest", organisation, 0, str(month), _day(month, today))
-    latest = _memo().get(latest_key) or _get(latest_key)
+    latest = _memo().get(latest_key)
     totals = None
     if latest is not None and latest[0] <= revision:
         totals = _updated(organisation, month, today, latest[1], latest[0], revision)
@@ -110,7 +114,6 @@ def _newest(organisation: Organisation, month: Month, today: dt.date, revision: 
         totals = _shared(key, lambda: _assemble(organisation, month, today))
     if latest is None or latest[0] != revision:
         _memo().put(latest_key, (revision, totals))
-        _set(latest_key, (revision, totals))
     return totals
 
 
@@ -122,40 +125,19 @@ def _updated(
     base_revision: int,
     revision: int,
 ) -> MonthTotals | None:
-    """`base` (the month's totals at `base_revision`) brought to `revision` by recomputing
-    the tenants changed in between; None when every tenant changed (a price)."""
+    """`base` (the month's totals at `base_revision`) brought to `revision` with the figures
+    of the tenants changed in between; None when every tenant changed (a price)."""
     changed = revisions.changed_tenants(organisation.id, month, base_revision, revision)
     if None in changed:
         return None
     if not changed:
         return base
-    computed = month_totals(organisation, month, today, sorted(changed)).tenants
-    _keep_tenants(organisation, month, today, changed, computed)
+    revision_of = {tenant_id: rev for tenant_id, rev in changed.items() if tenant_id is not None}
+    fresh = _tenant_figures(organisation, month, today, revision_of)
     kept = [tenant for tenant in base.tenants if tenant.tenant_id not in changed]
     return assembled_totals(
-        organisation.id, month, today, base.unit_price, base.currency, [*kept, *computed]
+        organisation.id, month, today, base.unit_price, base.currency, [*kept, *fresh]
     )
-
-
-def _keep_tenants(
-    organisation: Organisation,
-    month: Month,
-    today: dt.date,
-    changed: set[int | None],
-    computed: tuple[TenantTotals, ...],
-) -> None:
-    """Keep the recomputed tenants' totals under their revisions too."""
-    every, revision_of = revisions.tenant_revisions(organisation.id, month, sorted(changed))
-    by_id = {tenant.tenant_id: tenant for tenant in computed}
-    entries = {
-        _key(
-            "tenant", organisation, revision_of.get(t, every), t, str(month), _day(month, today)
-        ): by_id.get(t, ABSENT)
-        for t in changed
-    }
-    _set_many(entries)
-    for key, value in entries.items():
-        _tenant_memo().put(key, value)
 
 
 def _day(month: Month, today: dt.date) -> str:
@@ -170,15 +152,38 @@ ABSENT = "absent"
 def _assemble(organisation: Organisation, month: Month, today: dt.date) -> MonthTotals:
     """The month's totals from its tenants' kept totals, computing only those missing."""
     unit_price, currency = price_for(queries.prices(organisation.id, month.end), month)
-    every, revision_of = revisions.tenant_revisions(organisation.id, month)
-    tenant_ids = queries.tenant_ids(organisation.id, month.first_day, month.end)
-    day = _day(month, today)
-    keys = {
-        tenant_id: _key(
-            "tenant", organisation, revision_of.get(tenant_id, every), tenant_id, str(month), day
-        )
-        for tenant_id in tenant_ids
-    }
+    tenants = _tenant_figures(organisation, month, today)
+    return assembled_totals(organisation.id, month, today, unit_price, currency, tenants)
+
+
+def _tenant_figures(
+    organisation: Organisation,
+    month: Month,
+    today: dt.date,
+    revision_of: dict[int, int] | None = None,
+) -> list[TenantTotals]:
+    """The month's figures of the tenants of `revision_of` at those revisions (None: every
+    tenant onboarded in the month, at their revisions now), from this process's memo, else
+    the shared cache; only those found in neither are computed (in one run), and kept in
+    both. Tenants computed for month to date are computed for the month's last day too (its
+    projection, which the page shows beside it) from the same read."""
+    if revision_of is None:
+        every, revised = revisions.tenant_revisions(organisation.id, month)
+        tenant_ids = queries.tenant_ids(organisation.id, month.first_day, month.end)
+        revision_of = {tenant_id: revised.get(tenant_id, every) for tenant_id in tenant_ids}
+        all_of_month = True
+    else:
+        all_of_month = False
+
+    def keys_on(day: dt.date) -> dict[int, str]:
+        return {
+            tenant_id: _key(
+                "tenant", organisation, revision, tenant_id, str(month), _day(month, day)
+            )
+            for tenant_id, revision in revision_of.items()
+        }
+
+    keys = keys_on(today)
     memo = _tenant_memo()
     found = {tenant_id: memo.get(key) for tenant_id, key in keys.items()}
     unknown = [tenant_id for tenant_id, value in found.items() if value is None]
@@ -188,16 +193,22 @@ def _assemble(organisation: Organisation, month: Month, today: dt.date) -> Month
             memo.put(keys[tenant_id], value)
     missing = [tenant_id for tenant_id, value in found.items() if value is None]
     if missing:
-        whole = len(missing) == len(keys)
-        computed = month_totals(organisation, month, today, None if whole else missing)
-        by_id = {tenant.tenant_id: tenant for tenant in computed.tenants}
-        fresh = {tenant_id: by_id.get(tenant_id, ABSENT) for tenant_id in missing}
-        found.update(fresh)
-        _set_many({keys[tenant_id]: value for tenant_id, value in fresh.items()})
-        for tenant_id, value in fresh.items():
-            memo.put(keys[tenant_id], value)
-    tenants: list[TenantTotals] = [value for value in found.values() if value != ABSENT]
-    return assembled_totals(organisation.id, month, today, unit_price, currency, tenants)
+        last_day = month.end - dt.timedelta(days=1)
+        days = [today, last_day] if month.first_day <= today < last_day else [today]
+        whole = all_of_month and len(missing) == len(keys)
+        computed = month_totals_on(organisation, month, days, None if whole else missing)
+        entries: dict[str, object] = {}
+        for day, totals in computed.items():
+            by_id = {tenant.tenant_id: tenant for tenant in totals.tenants}
+            day_keys = keys if day == today else keys_on(day)
+            for tenant_id in missing:
+                entries[day_keys[tenant_id]] = by_id.get(tenant_id, ABSENT)
+            if day == today:
+                found.update({tenant_id: by_id.get(tenant_id, ABSENT) for tenant_id in missing})
+        _set_many(entries)
+        for key, value in entries.items():
+            memo.put(key, value)
+    return [value for value in found.values() if value != ABSENT]
 
 
 def month_headline(organisation: Organisation, month: Month, today: dt.date) -> headline.Headline:
@@ -240,17 +251,31 @@ def previous_totals(organisation: Organisation, month: Month, today: dt.date) ->
 
 
 def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
-    """Each tenant's Microsoft tenant id by its database id, in one query, kept in this
-    process for the organisation's latest usage revision."""
-
-    def load() -> dict[int, str]:
-        statement = select(Tenant.id, Tenant.microsoft_tenant_id).where(
-            Tenant.organisation_id == organisation.id
-        )
-        return {row.id: row.microsoft_tenant_id for row in db.session.execute(statement)}
-
-    key = ("microsoft-tenant-ids", organisation.id, revisions.latest_revision(organisation.id))
-    return _memo().get_or_compute(key, load)
+    """Each tenant's Microsoft tenant id by its database id, kept in this process for the
+    organisation's latest usage revision; after a sync, only the tenants it changed are read
+    again (a tenant's new Microsoft tenant id is a change the importer records)."""
+    latest = revisions.latest_revision(organisation.id)
+    key = ("microsoft-tenant-ids", organisation.id, latest)
+    found = _memo().get(key)
+    if found is not None:
+        return found
+    newest_key = ("microsoft-tenant-ids", organisation.id, "newest")
+    kept = _memo().get(newest_key)
+    changed: dict[int | None, int] = {None: latest}
+    if kept is not None and kept[0] <= latest:
+        changed = revisions.changed_tenants(organisation.id, None, kept[0], latest)
+    statement = select(Tenant.id, Tenant.microsoft_tenant_id).where(
+        Tenant.organisation_id == organisation.id
+    )
+    if None in changed:
+        ids = {}
+    else:
+        ids = dict(kept[1])
+        statement = statement.where(Tenant.id.in_(list(changed)))
+    ids.update(db.session.execute(statement).tuples().all())
+    _memo().put(key, ids)
+    _memo().put(newest_key, (latest, ids))
+    return ids
 
 
 class Memo:

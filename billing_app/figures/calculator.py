@@ -437,28 +437,44 @@ def month_totals(
     """The figures of `month_usage` per tenant and in all, summed from the same lines counted
     by their billable days rather than built (with `tenant_id`, of those tenants only). Four
     queries."""
-    data = load(organisation.id, [month], today, tenant_id, details=False)
+    return month_totals_on(organisation, month, [today], tenant_id)[today]
+
+
+def month_totals_on(
+    organisation: Organisation,
+    month: Month,
+    counted_on: Sequence[dt.date],
+    tenant_id: queries.Tenants = None,
+) -> dict[dt.date, MonthTotals]:
+    """`month_totals` of `month` counted on each day of `counted_on` (e.g. today and the
+    month's last day, which is its projection), from one read of the data: four queries."""
+    data = load(organisation.id, [month], max(counted_on), tenant_id, details=False)
     unit_price, currency = price_for(data.prices, month)
-    counts = day_counts(data.tenants, data.identities, data.prices, [month], today)
+    identities = list(data.identities) if len(counted_on) > 1 else data.identities
     costs = [prorated_cost(unit_price, d, month.days) for d in range(month.days + 1)]
-    tenants = []
-    for t in _by_name(data.tenants):
-        histogram = counts.get((month, t.id), [0])
-        tenants.append(
-            TenantTotals(
-                **_tenant_in_month(t, month),
-                **_sums(
-                    sum(histogram[1:]),
-                    sum(days * users for days, users in enumerate(histogram)),
-                    _cost(histogram, costs),
-                    month.days,
-                ),
+    by_name = _by_name(data.tenants)
+    totals = {}
+    for today in counted_on:
+        counts = day_counts(data.tenants, identities, data.prices, [month], today)
+        tenants = []
+        for t in by_name:
+            histogram = counts.get((month, t.id), [0])
+            tenants.append(
+                TenantTotals(
+                    **_tenant_in_month(t, month),
+                    **_sums(
+                        sum(histogram[1:]),
+                        sum(days * users for days, users in enumerate(histogram)),
+                        _cost(histogram, costs),
+                        month.days,
+                    ),
+                )
             )
+        totals[today] = MonthTotals(
+            organisation_id=organisation.id,
+            **_month_fields(month, today, unit_price, currency, tenants),
         )
-    return MonthTotals(
-        organisation_id=organisation.id,
-        **_month_fields(month, today, unit_price, currency, tenants),
-    )
+    return totals
 
 
 def assembled_totals(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 
 from billing_app.extensions import db
 from billing_app.figures.months import Month
@@ -29,17 +29,27 @@ def month_revision(organisation_id: int, month: Month) -> int:
 
 
 def month_revisions(organisation_id: int, months: Sequence[Month]) -> dict[Month, int]:
-    """The revision of each of `months`, in one query."""
+    """The revision of each of `months`, in one query: the newest change from each day (read
+    from the index alone), each month's revision being the newest from a day before its end."""
     if not months:
         return {}
-    columns = [
-        func.max(case((UsageChange.from_day < month.end, UsageChange.id), else_=None))
-        for month in months
-    ]
-    row = db.session.execute(
-        select(*columns).where(UsageChange.organisation_id == organisation_id)
-    ).one()
-    return {month: revision or 0 for month, revision in zip(months, row, strict=True)}
+    rows = db.session.execute(
+        select(UsageChange.from_day, func.max(UsageChange.id))
+        .where(
+            UsageChange.organisation_id == organisation_id,
+            UsageChange.from_day < max(month.end for month in months),
+        )
+        .group_by(UsageChange.from_day)
+        .order_by(UsageChange.from_day)
+    ).all()
+    revisions = {}
+    newest, index = 0, 0
+    for month in sorted(months):
+        while index < len(rows) and rows[index][0] < month.end:
+            newest = max(newest, rows[index][1])
+            index += 1
+        revisions[month] = newest
+    return {month: revisions[month] for month in months}
 
 
 def latest_revision(organisation_id: int) -> int:
@@ -76,21 +86,25 @@ def tenant_revisions(
     }
 
 
-def changed_tenants(organisation_id: int, month: Month, after: int, until: int) -> set[int | None]:
-    """The tenants (None: every tenant) whose figures of `month` changed after revision
-    `after`, up to `until`: one indexed query, of the few changes in between."""
-    return set(
-        db.session.scalars(
-            select(UsageChange.tenant_id)
-            .where(
-                UsageChange.organisation_id == organisation_id,
-                UsageChange.id > after,
-                UsageChange.id <= until,
-                UsageChange.from_day < month.end,
-            )
-            .distinct()
+def changed_tenants(
+    organisation_id: int, month: Month | None, after: int, until: int
+) -> dict[int | None, int]:
+    """The tenants (None: every tenant) whose figures of `month` (None: of any month)
+    changed after revision `after`, up to `until`, each with its newest change in between
+    (with `until` the month's revision and no change of every tenant in between, that is the
+    tenant's revision): one indexed query, of the few changes in between."""
+    of_month = () if month is None else (UsageChange.from_day < month.end,)
+    rows = db.session.execute(
+        select(UsageChange.tenant_id, func.max(UsageChange.id))
+        .where(
+            UsageChange.organisation_id == organisation_id,
+            UsageChange.id > after,
+            UsageChange.id <= until,
+            *of_month,
         )
+        .group_by(UsageChange.tenant_id)
     )
+    return dict(rows.tuples().all())
 
 
 def tenant_revision(organisation_id: int, tenant_id: int, month: Month) -> int:
