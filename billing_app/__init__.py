@@ -100,8 +100,11 @@ def register_template_globals(app: Flask) -> None:
     from billing_app.formats import register_filters
     from billing_app.permissions import Action
     from billing_app.portal.views import portal_flow
+    from billing_app.web.usage_page import tenant_row
 
-    app.jinja_env.globals.update(can=can, Action=Action, portal_flow=portal_flow)
+    app.jinja_env.globals.update(
+        can=can, Action=Action, portal_flow=portal_flow, tenant_row=tenant_row
+    )
     register_filters(app)
 
 

@@ -11,10 +11,10 @@ from markupsafe import Markup
 
 from billing_app.access import can
 from billing_app.billing_email.history import history
-from billing_app.figures.months import today_utc
+from billing_app.figures.months import Month, today_utc
 from billing_app.permissions import Action
 from billing_app.usage.service import MonthSummary, summary_of
-from billing_app.usage.tenant_table import TenantTable, tenant_table
+from billing_app.usage.tenant_table import TenantRow, TenantTable, tenant_table
 from billing_app.web.fragments import kept
 from billing_app.web.notifications import for_usage_page as notifications_section
 
@@ -47,11 +47,26 @@ def month_html(summary: MonthSummary, table: TenantTable | None = None) -> Marku
         table, _ = tenant_table(current_user.organisation, summary.usage, today_utc(), {})
 
     def render() -> Markup:
-        # The template's output, escaped by Jinja: safe to include as it is.
-        html = render_template("_usage_month.html", summary=summary, table=table)
-        return Markup(html)  # noqa: S704
+        return _rendered("_usage_month.html", summary=summary, table=table)
 
     default = table is None or (table.query.is_default and table.problem is None)
     if summary.key is None or not default:
         return render()
     return kept(("usage-month-html", *summary.key, can(Action.DOWNLOAD_REPORT)), render)
+
+
+def tenant_row(row: TenantRow, month: Month, currency: str) -> Markup:
+    """One row of the tenant table, kept for the same figures, month and permissions: a
+    sync renders again only the rows of the tenants it changed (the table's template calls
+    this for each row)."""
+
+    def render() -> Markup:
+        return _rendered("_tenant_row.html", row=row, month=str(month), currency=currency)
+
+    key = ("tenant-row", row, month, currency, can(Action.DOWNLOAD_REPORT))
+    return kept(key, render, store="rows")
+
+
+def _rendered(template: str, **context) -> Markup:
+    """A fragment's HTML, to include as it is (Jinja escaped what it wrote)."""
+    return Markup(render_template(template, **context))  # noqa: S704
