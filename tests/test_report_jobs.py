@@ -24,9 +24,14 @@ from billing_app.figures.months import Month, today_utc
 from billing_app.figures.revisions import month_revision
 from billing_app.importer import import_file
 from billing_app.models import Organisation
-from billing_app.reports.queue import CLOSED_MONTHS_SCHEDULE, jobs, record_of, state_key
+from billing_app.reports.queue import jobs, record_of, state_key
 from billing_app.reports.store import ReportKey, ReportStore
-from billing_app.reports.worker import Progress, schedule_closed_months, tenant_usages
+from billing_app.reports.worker import (
+    CLOSED_MONTHS_SCHEDULE,
+    Progress,
+    schedule_closed_months,
+    tenant_usages,
+)
 from billing_app.reports.writer import write_report
 from tests.factories import ALWAYS, PASSWORD, add_tenant, make_organisation
 from tests.report_worker import builds_pending, download

@@ -35,7 +35,7 @@ class Tasks:
     sweep: TaskWrapper
 
 
-def register(queue: Huey, app: Flask) -> Tasks:
+def register(queue: Huey, app: Flask) -> dict[str, TaskWrapper]:
     """Add the notifications' tasks and schedule to the worker's queue."""
 
     @queue.task(name="notifications_drain")
@@ -98,7 +98,7 @@ def register(queue: Huey, app: Flask) -> Tasks:
         drain()
 
     app.extensions["notifications_tasks"] = Tasks(drain, build_statement, check_alerts, sweep)
-    return app.extensions["notifications_tasks"]
+    return {task.name: task for task in (drain, build_statement, check_alerts, sweep)}
 
 
 def drain_now(app: Flask) -> outbox.DrainResult:

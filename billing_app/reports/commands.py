@@ -8,8 +8,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from billing_app.reports.queue import jobs
-from billing_app.reports.worker import sweep_scratch
+from billing_app.reports import worker
+from billing_app.reports.queue import add_tasks, jobs
 
 reports_cli = AppGroup("reports", help="Usage reports.")
 
@@ -27,7 +27,7 @@ def worker_command(workers: int) -> None:
         huey_log.addHandler(handler)
         huey_log.setLevel(logging.INFO)
     queue = jobs().queue
-    sweep_scratch()  # what the builds of a worker that died left
+    worker.sweep_scratch()  # what the builds of a worker that died left
     click.echo(f"report worker: queue {queue.name!r} on {_where(current_app.config['QUEUE_URL'])}")
     queue.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
 
@@ -39,4 +39,6 @@ def _where(url: str) -> str:
 
 
 def init_app(app: Flask) -> None:
+    """Register the reports' tasks with the job queue, and the `reports` commands."""
+    add_tasks(app, worker.register)
     app.cli.add_command(reports_cli)

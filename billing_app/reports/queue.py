@@ -26,7 +26,8 @@ A build's temporary files (XlsxWriter's, and the workbook until it is complete) 
 folder of its own under `REPORT_DIR` (`store.ReportStore.scratch`), removed when the build
 ends; what a killed worker left there is swept when a worker starts and on schedule.
 
-The worker (`worker`) builds each report; a periodic task builds the reports of the month
+The worker (`worker`) registers its tasks with the queue (`add_tasks`, as every feature with
+background jobs does): it builds each report; a periodic task builds the reports of the month
 that closed last for every organisation, ahead of the first click, and removes kept files no
 request can be answered with any more.
 """
@@ -36,17 +37,15 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from flask import Flask, current_app
-from huey import RedisHuey, SqliteHuey, crontab
+from huey import RedisHuey, SqliteHuey
 from huey.api import Huey, TaskWrapper
 
 from billing_app.config import QUEUE_SCHEMES
-from billing_app.extensions import db
-from billing_app.figures.months import today_utc
 from billing_app.reports.store import ReportKey, ReportStore
 
 log = logging.getLogger("billing_app.reports")
@@ -72,9 +71,6 @@ CHUNK_USERS = 50_000
 """Users read from the database at a time while the tenant sheets are written."""
 
 
-CLOSED_MONTHS_SCHEDULE = crontab(minute="*/10")
-
-
 QUEUED, BUILDING, FAILED, READY = "queued", "building", "failed", "ready"
 
 
@@ -97,26 +93,31 @@ class ReportStatus:
 
 @dataclass(frozen=True, slots=True)
 class Jobs:
-    """An app's report queue, its tasks and its kept reports."""
+    """An app's job queue, its tasks by name, and its kept reports."""
 
     queue: Huey
-    build: TaskWrapper
-    closed_months: TaskWrapper
+    tasks: Mapping[str, TaskWrapper]
     store: ReportStore
 
 
+BUILD_REPORT = "build_report"
+"""The task that builds one report (`worker.register`), which a claim enqueues."""
+
 QUEUE_TASKS = "queue_tasks"
-"""Where other features list the functions that add their tasks to the one queue (mail,
-alerts), so that one worker runs every job without this package importing them."""
+"""Where each feature lists the function that adds its tasks to the one queue (reports, mail,
+alerts), so that one worker runs every job without this module importing any of them."""
+
+Register = Callable[[Huey, Flask], Mapping[str, TaskWrapper]]
+"""Adds a feature's tasks (and schedules) to the queue; answers its tasks by name."""
 
 
-def add_tasks(app: Flask, register: Callable[[Huey, Flask], object]) -> None:
+def add_tasks(app: Flask, register: Register) -> None:
     """Have `register(queue, app)` add tasks to the app's queue when it is set up."""
     app.extensions.setdefault(QUEUE_TASKS, []).append(register)
 
 
 def jobs(app: Flask | None = None) -> Jobs:
-    """The app's report queue and store, set up from its config on first use."""
+    """The app's job queue and report store, set up from its config on first use."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     found = app.extensions.get("reports")
     if found is None:
@@ -130,32 +131,10 @@ def _create(app: Flask) -> Jobs:
         queue: Huey = RedisHuey(name, url=url, results=False)
     else:
         queue = SqliteHuey(name, filename=url.removeprefix("sqlite:///"), results=False)
-
-    @queue.task(name="build_report")
-    def build(organisation_id: int, revision: int, month: str, day: str | None, token: str):
-        """Build one report (on the worker)."""
-        with app.app_context():
-            try:
-                from billing_app.reports.worker import build_report
-
-                build_report(ReportKey(organisation_id, revision, month, day), token)
-            finally:
-                db.session.remove()
-
-    @queue.periodic_task(CLOSED_MONTHS_SCHEDULE, name="build_closed_months")
-    def closed_months():
-        """Build the reports of the month that closed last, and sweep the kept reports."""
-        with app.app_context():
-            try:
-                from billing_app.reports.worker import schedule_closed_months
-
-                schedule_closed_months(today_utc())
-            finally:
-                db.session.remove()
-
+    tasks: dict[str, TaskWrapper] = {}
     for register in app.extensions.get(QUEUE_TASKS, ()):
-        register(queue, app)
-    return Jobs(queue, build, closed_months, ReportStore(app.config["REPORT_DIR"]))
+        tasks.update(register(queue, app))
+    return Jobs(queue, tasks, ReportStore(app.config["REPORT_DIR"]))
 
 
 def state_key(key: ReportKey) -> str:
@@ -203,6 +182,6 @@ def claim(app_jobs: Jobs, key: ReportKey, replacing: dict[str, Any] | None = Non
         app_jobs.queue.delete(state_key(key))
     if not app_jobs.queue.put_if_empty(state_key(key), record):
         return False
-    app_jobs.build(key.organisation_id, key.revision, key.month, key.day, token)
+    app_jobs.tasks[BUILD_REPORT](key.organisation_id, key.revision, key.month, key.day, token)
     log.info("usage report queued: organisation_id=%s month=%s", key.organisation_id, key.month)
     return True

@@ -14,17 +14,20 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from huey.api import Huey
+from flask import Flask
+from huey import crontab
+from huey.api import Huey, TaskWrapper
 from sqlalchemy import select
 
 from billing_app.extensions import db
 from billing_app.figures.cache import month_summary
 from billing_app.figures.calculator import MonthTotals, TenantUsage, month_usage
-from billing_app.figures.months import FIRST_MONTH, Month
+from billing_app.figures.months import FIRST_MONTH, Month, today_utc
 from billing_app.figures.proration import NoPriceError
 from billing_app.figures.revisions import month_revision
 from billing_app.models import Organisation, Price
 from billing_app.reports.queue import (
+    BUILD_REPORT,
     BUILDING,
     CHUNK_USERS,
     FAILED,
@@ -41,6 +44,33 @@ from billing_app.reports.store import ReportKey
 from billing_app.reports.writer import write_report
 
 log = logging.getLogger("billing_app.reports")
+
+CLOSED_MONTHS_SCHEDULE = crontab(minute="*/10")
+
+
+def register(queue: Huey, app: Flask) -> dict[str, TaskWrapper]:
+    """Add the reports' tasks to the worker's queue: building one report, and the schedule
+    of the closed months' reports."""
+
+    @queue.task(name=BUILD_REPORT)
+    def build(organisation_id: int, revision: int, month: str, day: str | None, token: str):
+        """Build one report (on the worker)."""
+        with app.app_context():
+            try:
+                build_report(ReportKey(organisation_id, revision, month, day), token)
+            finally:
+                db.session.remove()
+
+    @queue.periodic_task(CLOSED_MONTHS_SCHEDULE, name="build_closed_months")
+    def closed_months():
+        """Build the reports of the month that closed last, and sweep the kept reports."""
+        with app.app_context():
+            try:
+                schedule_closed_months(today_utc())
+            finally:
+                db.session.remove()
+
+    return {BUILD_REPORT: build, "build_closed_months": closed_months}
 
 
 def has_price(organisation: Organisation, month: Month) -> bool:
