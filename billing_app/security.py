@@ -5,7 +5,9 @@
   the Billing Portal button's 303 lands: Chromium checks `form-action` on redirects too).
 - Referrer-Policy, X-Content-Type-Options, X-Frame-Options; HSTS over HTTPS.
 - `Cache-Control: no-store` on everything but static files, so pages of signed-in members
-  stay out of browser caches and the back/forward cache.
+  stay out of browser caches and the back/forward cache; a response that says itself it is
+  `private` keeps its own (the API's answers with an ETag: `private, no-cache`, kept by the
+  client alone and asked about again each time).
 
 And before any view: a request whose body is larger than `MAX_CONTENT_LENGTH` is refused
 with 413 before any of it is read, whichever route it is sent to.
@@ -73,7 +75,7 @@ def _add_headers(response: Response) -> Response:
     headers.setdefault("X-Frame-Options", "DENY")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.endpoint != "static":
+    if request.endpoint != "static" and not response.cache_control.private:
         response.cache_control.no_store = True
         response.cache_control.no_cache = None
         response.cache_control.public = None

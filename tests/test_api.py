@@ -410,6 +410,9 @@ def test_if_none_match_is_304_without_computing(app, api, path):
         event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 304
     assert response.headers["ETag"] == etag
+    # The client alone keeps the answer, and asks again each time with its ETag.
+    for answer in (first, response):
+        assert answer.headers["Cache-Control"] in ("private, no-cache", "no-cache, private")
     # The token (with the organisation's revision); for a month's list, the month's revision.
     assert len(statements) == (1 if path == "months" else 2), statements
     assert "api_tokens" in statements[0]

@@ -225,9 +225,7 @@ def _fresh(etag: str) -> Response | None:
     """304 when the client holds this ETag already. Asked before the query is checked: an
     ETag was only ever given for a query that was valid."""
     if etag in request.if_none_match:
-        response = Response(status=304)
-        response.set_etag(etag)
-        return response
+        return _revalidated(Response(status=304), etag)
     return None
 
 
@@ -237,7 +235,15 @@ def _json(body: dict, etag: str, status: int = 200) -> Response:
         status=status,
         mimetype="application/json",
     )
+    return _revalidated(response, etag)
+
+
+def _revalidated(response: Response, etag: str) -> Response:
+    """`response` with its ETag, for the client alone to keep and ask again about with
+    `If-None-Match` each time (`private, no-cache`), rather than never keep (`no-store`)."""
     response.set_etag(etag)
+    response.cache_control.private = True
+    response.cache_control.no_cache = True
     return response
 
 
