@@ -156,9 +156,10 @@ MAIL_SCHEMES = ("smtp://", "smtps://", "smtp+starttls://")
 
 
 def _mail(production: bool) -> dict:
-    """`SMTP_URL`, `MAIL_FROM` and `PUBLIC_URL`. In production both `PUBLIC_URL` and `SMTP_URL`
-    have no default: they are needed once any contact or alert exists, and checked when mail
-    is built and sent (the worker logs a clear error and keeps the mail queued until set)."""
+    """`SMTP_URL`, `MAIL_FROM` and `PUBLIC_URL`. In production neither has a development
+    default: without `PUBLIC_URL` (where every link in mail points) the app refuses to start;
+    `SMTP_URL` is needed once any contact or alert exists, and checked when mail is sent (the
+    worker logs a clear error and keeps the mail queued until it is set)."""
     smtp_url = os.environ.get("SMTP_URL", "").strip() or (None if production else DEV_SMTP_URL)
     if smtp_url and not smtp_url.startswith(MAIL_SCHEMES):
         raise ConfigError(
@@ -167,6 +168,11 @@ def _mail(production: bool) -> dict:
     public_url = os.environ.get("PUBLIC_URL", "").strip().rstrip("/")
     if public_url and not public_url.startswith(("https://", "http://")):
         raise ConfigError("PUBLIC_URL must be the app's address, like https://billing.example.")
+    if production and not public_url:
+        raise ConfigError(
+            "Refusing to start in production without PUBLIC_URL, the app's address that links "
+            "in mail point at (like https://billing.example)."
+        )
     return {
         "SMTP_URL": smtp_url,
         "MAIL_FROM": os.environ.get("MAIL_FROM", "").strip() or DEV_MAIL_FROM,

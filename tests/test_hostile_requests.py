@@ -283,6 +283,7 @@ def production(monkeypatch, tmp_path):
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_x")
     monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("SERVER_NAME", "billing.petra.example")
+    monkeypatch.setenv("PUBLIC_URL", "https://billing.petra.example")
     monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
     return monkeypatch
 

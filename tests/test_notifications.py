@@ -422,7 +422,8 @@ def test_mail_settings_defaults_and_production(monkeypatch, tmp_path):
         "p@ss",
     )
     assert "p@ss" not in str(relay)
-    # Production has no development defaults: both are needed once there is mail to send.
+    # Production has no development defaults: it refuses to start without PUBLIC_URL, and
+    # SMTP_URL is needed once there is mail to send.
     monkeypatch.setenv("PETRA_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "s" * 32)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_x")
@@ -430,5 +431,9 @@ def test_mail_settings_defaults_and_production(monkeypatch, tmp_path):
     monkeypatch.setenv("SERVER_NAME", "billing.petra.example")
     monkeypatch.delenv("SMTP_URL")
     monkeypatch.delenv("PUBLIC_URL")
+    with pytest.raises(ConfigError, match="without PUBLIC_URL"):
+        from_environment(tmp_path)
+    monkeypatch.setenv("PUBLIC_URL", "https://billing.petra.example")
     settings = from_environment(tmp_path)
-    assert settings["SMTP_URL"] is None and settings["PUBLIC_URL"] is None
+    assert settings["SMTP_URL"] is None
+    assert settings["PUBLIC_URL"] == "https://billing.petra.example"

@@ -67,6 +67,7 @@ def test_production_starts_with_its_secrets(tmp_path):
         STRIPE_WEBHOOK_SECRET="whsec_x",
         RATELIMIT_STORAGE_URI=REDIS_URL,
         SERVER_NAME="billing.petra.example",
+        PUBLIC_URL="https://billing.petra.example",
     )
     script = (
         "from billing_app import create_app; app = create_app();"
