@@ -89,6 +89,31 @@ def test_the_tenant_table_on_a_phone_says_it_scrolls_and_keeps_rows_short(
     assert_fits(page)
 
 
+@pytest.mark.parametrize("width", PHONES)
+def test_a_paused_badge_on_a_phone_wraps_inside_the_names_column(
+    app, checked_page, northwind, width
+):
+    with app.app_context():
+        org = db.session.scalar(select(Organisation).filter_by(slug="northwind-msp"))
+        add_tenant(
+            org,
+            "St Aidan's Primary School",
+            pauses=(("2026-07-25", "2026-09-01"),),
+            users=(("Di", ALWAYS),),
+        )
+        db.session.commit()
+    page = at(checked_page, width)
+    sign_in(page, "admin@northwind-msp.example", PASSWORD)
+    page.goto("/settings/usage?month=2026-07")
+    row = page.locator("#usage-table tbody tr", has_text="St Aidan's")
+    badge = row.locator(".badge-paused")
+    expect(badge).to_have_text("Paused 25 Jul 2026 \u2013 31 Aug 2026")
+    name_cell, cost_cell = row.locator("th").bounding_box(), row.locator("td").first.bounding_box()
+    box = badge.bounding_box()
+    assert box["x"] + box["width"] <= name_cell["x"] + name_cell["width"] <= cost_cell["x"]
+    assert_fits(page)
+
+
 def test_the_tenant_table_needs_no_scroll_hint_on_a_wide_screen(page, northwind):
     page = at(page, 1280)
     sign_in(page, "admin@northwind-msp.example", PASSWORD)
