@@ -90,14 +90,20 @@ def page(context: BrowserContext) -> Page:
     return page
 
 
-def sign_in(page: Page, email: str, password: str) -> None:
-    """Sign in through the login form, as a person would."""
+def sign_in(page: Page, email: str, password: str, *, settled: bool = True) -> None:
+    """Sign in through the login form, as a person would; unless not `settled`, wait for the
+    invoices section (where the member sees it, with JavaScript) to load, since it may put a
+    banner of what is owed at the top of the page and move everything below it while a test
+    clicks."""
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     # Wait for the page signing in leads to, scripts included, before the test acts on it.
     with page.expect_navigation(wait_until="load"):
         page.get_by_role("button", name="Sign in").click()
+    # Without JavaScript the section waits for a click, and nothing moves.
+    if settled and page.evaluate("typeof window.htmx") == "object":
+        page.locator('#invoices-list[aria-busy="true"]').wait_for(state="detached")
 
 
 # --- Accessibility checks with the vendored axe-core ---------------------------------------

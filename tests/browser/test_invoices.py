@@ -78,7 +78,7 @@ def test_slow_stripe_times_out_into_a_retry_while_the_page_is_already_whole(
     page, invoices, stripe_server
 ):
     stripe_server.fault(method="GET", path="^/v1/invoices$", delay=4)
-    sign_in(page, "admin@northwind-msp.example", PASSWORD)
+    sign_in(page, "admin@northwind-msp.example", PASSWORD, settled=False)
 
     # Signed in and the page is there while Stripe has not answered yet.
     expect(page.get_by_text("Loading invoices from Stripe…")).to_be_visible()
