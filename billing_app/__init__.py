@@ -68,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from billing_app.reports import views as reports
     from billing_app.tenants import views as tenants
     from billing_app.usage import views as usage
+    from billing_app.web import page as usage_page
     from billing_app.webhooks import views as webhooks
 
     app.register_blueprint(auth.bp)
@@ -81,6 +82,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(exports.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_tokens.bp)
+    # The Usage page's sections, in no particular order (each fills in its own part).
+    for section in (usage.page_section, billing_email.page_section, notifications.page_section):
+        usage_page.add_section(app, section)
     api.init_app(app)
     notifications.init_app(app)
     errors.init_app(app)
@@ -100,7 +104,7 @@ def register_template_globals(app: Flask) -> None:
     from billing_app.formats import register_filters
     from billing_app.permissions import Action
     from billing_app.portal.views import portal_flow
-    from billing_app.web.usage_page import tenant_row
+    from billing_app.usage.views import tenant_row
 
     app.jinja_env.globals.update(
         can=can, Action=Action, portal_flow=portal_flow, tenant_row=tenant_row

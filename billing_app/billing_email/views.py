@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from billing_app.access import can, is_htmx, requires
@@ -20,10 +28,14 @@ from billing_app.billing_email.saving import (
 from billing_app.extensions import limiter
 from billing_app.permissions import Action
 from billing_app.stripe_gateway import gateway
+from billing_app.web.page import render_page
 from billing_app.web.responses import member_key
-from billing_app.web.usage_page import EMAIL_NOTICE, render_page
 
 bp = Blueprint("billing_email", __name__, url_prefix="/settings/usage")
+
+EMAIL_NOTICE = "billing-email"
+"""The flash category of a billing-email save without JavaScript; the page shows it where
+the billing email is, as htmx does, not at the top with other messages."""
 
 
 @bp.get("/billing-email")
@@ -87,6 +99,16 @@ def section_context() -> dict:
     """What the billing-email fragments show: the organisation and its recent changes."""
     organisation = current_user.organisation
     return {"organisation": organisation, "email_history": history(organisation.id)}
+
+
+def page_section(context: dict) -> None:
+    """The billing email's part of the Usage page (`web.page`): its recent changes, and the
+    notice of a save without JavaScript, shown where the billing email is rather than at the
+    top with other messages."""
+    flashed = get_flashed_messages(category_filter=[EMAIL_NOTICE])
+    context.setdefault("email_notice", flashed[0] if flashed else None)
+    context["flash_shown_in_place"] = EMAIL_NOTICE
+    context.setdefault("email_history", history(current_user.organisation_id))
 
 
 def _display(notice: str | None = None, focus: bool = False):

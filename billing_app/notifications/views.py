@@ -6,16 +6,48 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from billing_app.access import is_htmx, requires
+from billing_app.access import can, is_htmx, requires
 from billing_app.extensions import csrf, limiter
-from billing_app.notifications import contacts, tasks
+from billing_app.notifications import adapters, alerts, contacts, outbox, tasks
 from billing_app.notifications import settings as alert_settings
 from billing_app.permissions import Action
-from billing_app.web.notifications import section_context
 
 bp = Blueprint("notifications", __name__, url_prefix="/settings/usage/notifications")
 
 NOTICE = "notifications"
+
+RECENT_MESSAGES = 50
+
+
+def section_context(**extra) -> dict:
+    """What `_notifications.html` shows for the signed-in member's organisation."""
+    organisation = current_user.organisation
+    today = adapters.today_utc()
+    saved = alert_settings.current(organisation.id)
+    context = {
+        "contacts": contacts.live_contacts(organisation.id),
+        "max_contacts": contacts.MAX_CONTACTS,
+        "alert_values": {
+            "budget": "" if saved.budget is None else str(saved.budget),
+            "growth_percent": saved.growth_percent or "",
+            "growth_min_users": saved.growth_min_users or "",
+        },
+        "alert_errors": {},
+        "billing_email_unsubscribed": saved.billing_email_unsubscribed,
+        "alerts_sent": alerts.sent_this_month(organisation.id, today),
+        "currency": alert_settings.currency(organisation.id),
+        "outbox": outbox.recent(organisation.id, RECENT_MESSAGES),
+        "contact_email": "",
+        "contact_error": None,
+        "notice": None,
+    }
+    context.update(extra)
+    return context
+
+
+def page_section(context: dict) -> None:
+    """The section on the Usage page (`web.page`), for members who may manage contacts."""
+    context.setdefault("notifications", section_context() if can(Action.MANAGE_CONTACTS) else None)
 
 
 def _answer(status: int = 200, **extra):
