@@ -217,4 +217,4 @@ def live_server(app) -> Iterator[LiveServer]:
     server.stop()
 
 
-pytest_plugins = ["tests.report_worker", "tests.gunicorn", "tests.mail_server"]
+pytest_plugins = ["tests.gunicorn", "tests.report_worker", "tests.mail_server"]

@@ -120,12 +120,20 @@ def running_gunicorn(env: dict[str, str], folder: Path) -> Iterator[Gunicorn]:
         wait_until_up(server, folder / "error.log")
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=30)
+
+
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """Stop a server or worker as its supervisor would: SIGTERM, and SIGKILL if it has not
+    ended after `timeout` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ runs the real worker process (`flask reports worker`) against them."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from billing_app.reports.queue import jobs
+from tests.gunicorn import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -86,13 +86,7 @@ class Worker:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process, timeout=20)
         self.process = None
 
     def temporary_files_left(self, timeout: float = 60.0) -> list[Path]:

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import redis
 from billing_app.figures.months import Month, today_utc
 from tests.conftest import BACKENDS, private_schema
 from tests.factories import PASSWORD
-from tests.gunicorn import BIN, ROOT, Gunicorn, environment, running_gunicorn
+from tests.gunicorn import BIN, ROOT, Gunicorn, environment, running_gunicorn, stop
 from tests.test_report_jobs import organisation_file
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -91,12 +90,7 @@ def report_worker(env: dict[str, str], folder: Path) -> Iterator[subprocess.Pope
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=20)
 
 
 class Member:
