@@ -255,14 +255,12 @@ def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
     organisation's latest usage revision; after a sync, only the tenants it changed are read
     again (a tenant's new Microsoft tenant id is a change the importer records)."""
     latest = revisions.latest_revision(organisation.id)
-    key = ("microsoft-tenant-ids", organisation.id, latest)
-    found = _memo().get(key)
-    if found is not None:
-        return found
-    newest_key = ("microsoft-tenant-ids", organisation.id, "newest")
-    kept = _memo().get(newest_key)
+    key = ("microsoft-tenant-ids", organisation.id)
+    kept = _memo().get(key)
+    if kept is not None and kept[0] == latest:
+        return kept[1]
     changed: dict[int | None, int] = {None: latest}
-    if kept is not None and kept[0] <= latest:
+    if kept is not None and kept[0] < latest:
         changed = revisions.changed_tenants(organisation.id, None, kept[0], latest)
     statement = select(Tenant.id, Tenant.microsoft_tenant_id).where(
         Tenant.organisation_id == organisation.id
@@ -273,8 +271,7 @@ def microsoft_tenant_ids(organisation: Organisation) -> dict[int, str]:
         ids = dict(kept[1])
         statement = statement.where(Tenant.id.in_(list(changed)))
     ids.update(db.session.execute(statement).tuples().all())
-    _memo().put(key, ids)
-    _memo().put(newest_key, (latest, ids))
+    _memo().put(key, (latest, ids))
     return ids
 
 
